@@ -1,0 +1,125 @@
+"""The audit trail: the one helper every view and service calls, and the chain check.
+
+Every row's hash covers its own fields and the previous row's hash, so editing
+or removing a row breaks the chain from that row on (`manage.py verify_audit`).
+"""
+
+import hashlib
+import json
+from collections.abc import Iterator
+from datetime import UTC
+from typing import Any
+
+from django.db import models, transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from hospitals.models import AuditChainHead, AuditEntry, User
+
+Action = AuditEntry.Action
+Outcome = AuditEntry.Outcome
+
+GENESIS_HASH = "0" * 64
+_HASHED_FIELDS = (
+    "seq",
+    "at",
+    "actor_id",
+    "actor_username",
+    "actor_role",
+    "actor_hospital_id",
+    "action",
+    "object_type",
+    "object_id",
+    "patient_id",
+    "outcome",
+    "ip",
+    "user_agent",
+    "request_id",
+    "detail",
+    "prev_hash",
+)
+
+
+def entry_hash(entry: AuditEntry) -> str:
+    values: dict[str, Any] = {name: getattr(entry, name) for name in _HASHED_FIELDS}
+    values["at"] = entry.at.astimezone(UTC).isoformat()
+    canonical = json.dumps(values, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _actor(user: Any) -> dict[str, Any]:
+    if user is None or not getattr(user, "is_authenticated", False):
+        return {}
+    staff = getattr(user, "staff", None) if isinstance(user, User) else None
+    role = staff.role if staff is not None else ("platform_admin" if user.is_superuser else "")
+    return {
+        "actor_id": user.pk,
+        "actor_username": user.get_username(),
+        "actor_role": role,
+        "actor_hospital_id": staff.hospital_id if staff is not None else None,
+    }
+
+
+def _client(request: HttpRequest | None) -> dict[str, Any]:
+    if request is None:
+        return {}
+    return {
+        "ip": request.META.get("REMOTE_ADDR") or None,
+        "user_agent": request.META.get("HTTP_USER_AGENT", "")[:300],
+        "request_id": getattr(request, "request_id", ""),
+    }
+
+
+def audit_record(
+    *,
+    request: HttpRequest | None,
+    action: str,
+    outcome: str = Outcome.SUCCESS,
+    obj: models.Model | None = None,
+    object_type: str = "",
+    object_id: object = "",
+    patient_id: object = "",
+    user: Any = None,
+    detail: str = "",
+) -> AuditEntry:
+    """Append one audit row: who (from `user` or the request), what, on which object, with what outcome."""
+    if obj is not None:
+        object_type = object_type or obj._meta.label_lower
+        object_id = object_id or obj.pk
+    actor = user if user is not None else getattr(request, "user", None)
+    with transaction.atomic():
+        head, _ = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
+        entry = AuditEntry(
+            seq=head.last_seq + 1,
+            at=timezone.now(),
+            action=action,
+            outcome=outcome,
+            object_type=object_type,
+            object_id=str(object_id)[:64],
+            patient_id=str(patient_id or "")[:64],
+            detail=detail[:500],
+            prev_hash=head.last_hash,
+            **_actor(actor),
+            **_client(request),
+        )
+        entry.hash = entry_hash(entry)
+        entry.save()
+        head.last_seq, head.last_hash = entry.seq, entry.hash
+        head.save(update_fields=["last_seq", "last_hash"])
+    return entry
+
+
+def audit_verify() -> Iterator[str]:
+    """Yield one sentence per break in the chain; nothing when the trail is intact."""
+    expected_seq, expected_prev = 1, GENESIS_HASH
+    for entry in AuditEntry.objects.order_by("seq").iterator(chunk_size=2000):
+        if entry.seq != expected_seq:
+            yield f"Entries {expected_seq}..{entry.seq - 1} are missing (removed)."
+        if entry.prev_hash != expected_prev:
+            yield f"Entry {entry.seq} does not follow the entry before it (an entry was removed or edited)."
+        if entry_hash(entry) != entry.hash:
+            yield f"Entry {entry.seq} was edited after it was written."
+        expected_seq, expected_prev = entry.seq + 1, entry.hash
+    head = AuditChainHead.objects.filter(pk=1).first()
+    if head is not None and (head.last_seq, head.last_hash) != (expected_seq - 1, expected_prev):
+        yield f"The trail ends at entry {expected_seq - 1} but {head.last_seq} were written (last entries removed)."

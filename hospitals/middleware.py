@@ -1,0 +1,112 @@
+"""Request id, ended sessions, the sign-in gates and the hospital's time zone."""
+
+import re
+import uuid
+import zoneinfo
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib.auth import SESSION_KEY
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import urlencode
+
+from hospitals.audit import Action, Outcome, audit_record
+from hospitals.models import Staff, User
+
+Handler = Callable[[HttpRequest], HttpResponse]
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+class RequestIdMiddleware:
+    """Tag each request with an id (the proxy's X-Request-ID if sane) for logs and the audit trail."""
+
+    def __init__(self, get_response: Handler) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        incoming = request.headers.get("X-Request-ID", "")
+        request.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex  # type: ignore[attr-defined]
+        response = self.get_response(request)
+        response["X-Request-ID"] = request.request_id  # type: ignore[attr-defined]
+        return response
+
+
+class EndedSessionMiddleware:
+    """A session whose account was deactivated is refused, flushed and audited."""
+
+    def __init__(self, get_response: Handler) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user_id = request.session.get(SESSION_KEY)
+        if user_id is not None and not request.user.is_authenticated:
+            audit_record(
+                request=request,
+                user=User.objects.filter(pk=user_id).first(),
+                action=Action.PERMISSION_DENIED,
+                outcome=Outcome.DENIED,
+                object_type="session",
+                detail=f"{request.method} {request.path[:200]}: session of a deactivated account",
+            )
+            request.session.flush()
+        return self.get_response(request)
+
+
+# Pages a signed-in user may reach before the second factor and the password change are done.
+_GATE_EXEMPT = {
+    "accounts:logout",
+    "accounts:otp_setup",
+    "accounts:otp_verify",
+    "set_language",
+    "healthz",
+}
+
+
+def needs_second_factor(user: Any) -> bool:
+    if user.is_superuser:
+        return True
+    staff = Staff.objects.filter(user=user).only("role").first()
+    return staff is not None and staff.needs_second_factor
+
+
+class AccountGateMiddleware:
+    """Specialists and admins confirm a second factor; accounts with a temporary password change it."""
+
+    def __init__(self, get_response: Handler) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_view(self, request: HttpRequest, view: Any, args: Any, kwargs: Any) -> HttpResponse | None:
+        user: Any = request.user  # OTPMiddleware adds is_verified()
+        match = request.resolver_match
+        if not user.is_authenticated or match is None or match.view_name in _GATE_EXEMPT:
+            return None
+        if not user.is_verified() and needs_second_factor(user):
+            has_device = user.totpdevice_set.filter(confirmed=True).exists()
+            target = "accounts:otp_verify" if has_device else "accounts:otp_setup"
+            return redirect(f"{reverse(target)}?{urlencode({'next': request.get_full_path()})}")
+        if getattr(user, "must_change_password", False) and match.view_name != "accounts:password_change":
+            return redirect("accounts:password_change")
+        return None
+
+
+class HospitalTimezoneMiddleware:
+    """Show dates in the time zone of the user's hospital (Moscow, Yekaterinburg, a train's current zone)."""
+
+    def __init__(self, get_response: Handler) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.user.is_authenticated:
+            zone = Staff.objects.filter(user=request.user).values_list("hospital__time_zone", flat=True).first()
+            if zone:
+                timezone.activate(zoneinfo.ZoneInfo(zone))
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()

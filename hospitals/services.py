@@ -1,0 +1,107 @@
+"""Writes to hospitals and staff: the use cases behind the staff pages."""
+
+import secrets
+
+from django.db import transaction
+from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from hospitals import events
+from hospitals.models import Department, Hospital, Specialty, Staff, User
+
+
+def _temporary_password() -> str:
+    # Shown once to the admin; the user must replace it at first sign-in.
+    return "-".join(secrets.token_urlsafe(6) for _ in range(3))
+
+
+@transaction.atomic
+def staff_create(
+    *,
+    hospital: Hospital,
+    username: str,
+    first_name: str,
+    last_name: str,
+    email: str,
+    role: str,
+    job_title: str = "",
+    department: Department | None = None,
+    specialties: list[Specialty] | None = None,
+) -> tuple[Staff, str]:
+    """Create an account and its membership; return it with the temporary password to hand over."""
+    password = _temporary_password()
+    user = User.objects.create_user(
+        username=username,
+        password=password,
+        first_name=first_name,
+        last_name=last_name,
+        email=email,
+        must_change_password=True,
+    )
+    staff = Staff.objects.create(user=user, hospital=hospital, role=role, job_title=job_title, department=department)
+    staff.specialties.set(specialties or [])
+    return staff, password
+
+
+@transaction.atomic
+def staff_update(
+    *,
+    staff: Staff,
+    first_name: str,
+    last_name: str,
+    role: str,
+    job_title: str = "",
+    department: Department | None = None,
+    specialties: list[Specialty] | None = None,
+) -> Staff:
+    staff.user.first_name, staff.user.last_name = first_name, last_name
+    staff.user.save(update_fields=["first_name", "last_name"])
+    staff.role, staff.job_title, staff.department = role, job_title, department
+    staff.save(update_fields=["role", "job_title", "department", "updated_at"])
+    staff.specialties.set(specialties or [])
+    return staff
+
+
+@transaction.atomic
+def staff_deactivate(*, staff: Staff) -> Staff:
+    """Deactivate an account: its sessions stop working on their next request and its sockets close now."""
+    staff.deactivated_at = timezone.now()
+    staff.save(update_fields=["deactivated_at", "updated_at"])
+    staff.user.is_active = False
+    staff.user.save(update_fields=["is_active"])
+    user_id = staff.user_id
+    transaction.on_commit(lambda: events.session_ended(user_id))
+    return staff
+
+
+@transaction.atomic
+def staff_activate(*, staff: Staff) -> Staff:
+    staff.deactivated_at = None
+    staff.save(update_fields=["deactivated_at", "updated_at"])
+    staff.user.is_active = True
+    staff.user.save(update_fields=["is_active"])
+    return staff
+
+
+@transaction.atomic
+def staff_second_factor_reset(*, staff: Staff) -> int:
+    """Remove a lost authenticator; the user enrols a new one at next sign-in. Returns devices removed."""
+    removed, _ = TOTPDevice.objects.filter(user=staff.user).delete()
+    user_id = staff.user_id
+    transaction.on_commit(lambda: events.session_ended(user_id))
+    return removed
+
+
+@transaction.atomic
+def second_factor_device_for(*, user: User) -> TOTPDevice:
+    """The user's unconfirmed authenticator being enrolled (created on first visit of the enrolment page)."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=False).first()
+    return device or TOTPDevice.objects.create(user=user, name="authenticator", confirmed=False)
+
+
+@transaction.atomic
+def second_factor_confirm(*, device: TOTPDevice) -> TOTPDevice:
+    TOTPDevice.objects.filter(user=device.user, confirmed=True).exclude(pk=device.pk).delete()
+    device.confirmed = True
+    device.save(update_fields=["confirmed"])
+    return device

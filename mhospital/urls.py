@@ -1,0 +1,16 @@
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+from mhospital.health import healthz
+
+admin.site.site_header = "M-Hospital"
+
+urlpatterns = [
+    # Everyone signs in through one audited, rate-limited page, admins included.
+    path("admin/login/", RedirectView.as_view(pattern_name="accounts:login", query_string=True)),
+    path("admin/", admin.site.urls),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("healthz", healthz, name="healthz"),
+    path("", include("hospitals.urls")),
+]
