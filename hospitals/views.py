@@ -247,10 +247,10 @@ def audit_list(request: HttpRequest) -> HttpResponse:
             entries = entries.filter(at__gte=datetime.combine(data["date_from"], time.min, tzinfo=zone))
         if data["date_to"]:
             entries = entries.filter(at__lte=datetime.combine(data["date_to"], time.max, tzinfo=zone))
-    page = Paginator(entries, PAGE_SIZE).get_page(request.GET.get("page"))
     audit_record(
         request=request, action=Action.LIST, object_type="hospitals.auditentry", detail=request.GET.urlencode()[:500]
     )
+    page = Paginator(entries, PAGE_SIZE).get_page(request.GET.get("page"))
     template = "audit/_table.html" if request.htmx else "audit/list.html"  # type: ignore[attr-defined]
     return render(request, template, {"form": form, "page": page})
 

@@ -1,0 +1,147 @@
+"""Who may reach what: every URL pattern, every role, against own, other-hospital and absent objects.
+
+Another hospital's object must be answered exactly like an object that does not
+exist. A URL pattern added to the project without a row here fails
+`test_every_url_pattern_is_in_the_matrix`.
+"""
+
+import re
+from dataclasses import dataclass, field
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from hospitals.models import Hospital, Staff, User
+from tests.conftest import Network, StaffFactory, verified_login
+
+ROLES = ("anonymous", "clinician", "specialist", "hospital_admin", "platform_admin")
+LOGIN = 302  # anonymous users are sent to the sign-in page
+HOSPITAL_ROLES = ("clinician", "specialist", "hospital_admin")
+
+
+def _everyone(status: int | tuple[int, ...], anonymous: int | tuple[int, ...] = LOGIN) -> dict[str, object]:
+    return {"anonymous": anonymous, **dict.fromkeys(ROLES[1:], status)}
+
+
+@dataclass(frozen=True)
+class Route:
+    path: str  # with {pk} where the object id goes
+    expected: dict[str, object]  # role -> status for an object of the role's own hospital
+    method: str = "GET"
+    obj: str | None = None  # "hospital" or "staff"
+    data: dict[str, str] = field(default_factory=dict)
+
+
+ADMINS_ONLY = {"anonymous": LOGIN, "clinician": 403, "specialist": 403, "hospital_admin": 200, "platform_admin": 200}
+STAFF_OBJECT = {"anonymous": LOGIN, "clinician": 404, "specialist": 404, "hospital_admin": 200, "platform_admin": 200}
+STAFF_ACTION = {**STAFF_OBJECT, "hospital_admin": 302, "platform_admin": 302}
+
+MATRIX: dict[str, Route] = {
+    "": Route("/", _everyone(200)),
+    "healthz": Route("/healthz", _everyone((200, 503), anonymous=(200, 503))),
+    "i18n/setlang/": Route("/i18n/setlang/", _everyone(302, anonymous=302), "POST", data={"language": "en"}),
+    "accounts/login/": Route("/accounts/login/", _everyone(302, anonymous=200)),
+    "accounts/logout/": Route("/accounts/logout/", _everyone(302, anonymous=302), "POST"),
+    "accounts/password/": Route("/accounts/password/", _everyone(200)),
+    # Verified users are sent on; a clinician may enrol an authenticator voluntarily.
+    "accounts/second-factor/setup/": Route("/accounts/second-factor/setup/", {**_everyone(302), "clinician": 200}),
+    "accounts/second-factor/verify/": Route("/accounts/second-factor/verify/", {**_everyone(302), "clinician": 200}),
+    "hospitals/": Route("/hospitals/", _everyone(200)),
+    "hospitals/<int:pk>/": Route("/hospitals/{pk}/", _everyone(200), obj="hospital"),
+    "staff/": Route("/staff/", ADMINS_ONLY),
+    "staff/new/": Route("/staff/new/", ADMINS_ONLY),
+    "staff/<int:pk>/": Route("/staff/{pk}/", STAFF_OBJECT, obj="staff"),
+    "staff/<int:pk>/deactivate/": Route("/staff/{pk}/deactivate/", STAFF_ACTION, "POST", "staff"),
+    "staff/<int:pk>/activate/": Route("/staff/{pk}/activate/", STAFF_ACTION, "POST", "staff"),
+    "staff/<int:pk>/reset-second-factor/": Route("/staff/{pk}/reset-second-factor/", STAFF_ACTION, "POST", "staff"),
+    "audit/": Route("/audit/", ADMINS_ONLY),
+    # Django admin: platform admins only; everyone else goes to the one sign-in page.
+    "admin/login/": Route("/admin/login/", _everyone(302, anonymous=302)),
+    "admin/": Route("/admin/", {**_everyone(302), "platform_admin": 200}),
+}
+
+
+def _routes(patterns: list[URLPattern | URLResolver], prefix: str = "") -> list[str]:
+    routes = []
+    for pattern in patterns:
+        route = prefix + str(pattern.pattern)
+        if isinstance(pattern, URLResolver) and pattern.namespace != "admin":
+            routes += _routes(pattern.url_patterns, route)
+        else:
+            routes.append(route)  # the admin site is one entry: its own pages check is_staff
+    return routes
+
+
+def test_every_url_pattern_is_in_the_matrix() -> None:
+    assert sorted(_routes(get_resolver().url_patterns)) == sorted(MATRIX)
+
+
+@pytest.fixture
+def actors(network_a: Network, platform_admin: User) -> dict[str, User | None]:
+    home = {"clinician": network_a.regional, "specialist": network_a.central, "hospital_admin": network_a.regional}
+    users: dict[str, User | None] = {"anonymous": None, "platform_admin": platform_admin}
+    for role, hospital in home.items():
+        users[role] = StaffFactory(role=role, hospital=hospital).user
+    return users
+
+
+def _object_ids(kind: str | None, actor: User | None, network_a: Network, network_b: Network) -> dict[str, int]:
+    """Ids of an object of the actor's own hospital, of a hospital outside its network, and of nothing."""
+    own_hospital = actor.staff.hospital if actor is not None and hasattr(actor, "staff") else network_a.regional
+    if kind == "hospital":
+        return {"own": own_hospital.pk, "other": network_b.regional.pk, "absent": 987654}
+    if kind == "staff":
+        own = StaffFactory(hospital=own_hospital, role=Staff.Role.CLINICIAN)
+        other = StaffFactory(hospital=network_b.regional, role=Staff.Role.CLINICIAN)
+        return {"own": own.pk, "other": other.pk, "absent": 987654}
+    return {}
+
+
+def _request(client: Client, route: Route, pk: int | None = None) -> tuple[int, str]:
+    path = route.path.format(pk=pk)
+    response = client.post(path, route.data) if route.method == "POST" else client.get(path)
+    body = response.content.decode(errors="replace") + response.get("Location", "")
+    body = re.sub(r"[A-Za-z0-9]{64}", "<csrf>", body)  # tokens differ per request
+    if pk is not None:
+        body = body.replace(f"/{pk}/", "/<pk>/")  # the path echoes the id the client sent, nothing more
+    return response.status_code, body
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("name", sorted(MATRIX))
+def test_access(name: str, role: str, actors: dict[str, User | None], network_a: Network, network_b: Network) -> None:
+    route = MATRIX[name]
+    actor = actors[role]
+
+    def client() -> Client:
+        return Client() if actor is None else verified_login(Client(), actor)
+
+    expected = route.expected[role]
+    if route.obj is None:
+        status, _ = _request(client(), route)
+        assert status in (expected if isinstance(expected, tuple) else (expected,))
+        return
+
+    ids = _object_ids(route.obj, actor, network_a, network_b)
+    own_status, _ = _request(client(), route, ids["own"])
+    other_status, other_body = _request(client(), route, ids["other"])
+    absent_status, absent_body = _request(client(), route, ids["absent"])
+    assert own_status == expected
+    assert absent_status in (404, LOGIN)
+    if role == "platform_admin":
+        assert other_status == own_status  # platform admins see every hospital
+    else:
+        assert (other_status, other_body) == (absent_status, absent_body)
+
+
+def test_network_neighbours_are_visible_but_other_networks_are_not(
+    network_a: Network, network_b: Network, login
+) -> None:  # type: ignore[no-untyped-def]
+    yaroslavl = Hospital.objects.create(
+        name="Yaroslavl Regional Hospital", kind=Hospital.Kind.REGIONAL, region="Y", central_hospital=network_a.central
+    )
+    clinician = StaffFactory(hospital=network_a.regional).user
+    page = login(clinician).get("/hospitals/").content.decode()
+    assert network_a.central.name in page and yaroslavl.name in page and network_a.regional.name in page
+    assert network_b.central.name not in page and network_b.regional.name not in page
