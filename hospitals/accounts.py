@@ -13,12 +13,14 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods
 from django_otp import login as otp_login
 from django_otp import match_token
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from hospitals import services
 from hospitals.audit import Action, Outcome, audit_record
@@ -76,6 +78,17 @@ def _next_url(request: HttpRequest) -> str:
     return "/"
 
 
+def _throttled(device: TOTPDevice) -> str:
+    """After a wrong code the device refuses codes for a doubling pause; say so rather than 'wrong'."""
+    allowed, info = device.verify_is_allowed()
+    if allowed:
+        return ""
+    seconds = max(1, int(((info or {}).get("locked_until", timezone.now()) - timezone.now()).total_seconds()) + 1)
+    return _("Too many wrong codes. Wait %(seconds)s seconds, then enter the code shown at that time.") % {
+        "seconds": seconds
+    }
+
+
 def _qr_svg(uri: str) -> str:
     image = qrcode.make(uri, image_factory=qrcode.image.svg.SvgPathImage, box_size=8)
     return image.to_string(encoding="unicode")
@@ -94,13 +107,16 @@ def otp_setup(request: HttpRequest) -> HttpResponse:
     device = services.second_factor_device_for(user=user)
     form = OtpTokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        if device.verify_token(form.cleaned_data["token"]):
+        wait = _throttled(device)
+        if not wait and device.verify_token(form.cleaned_data["token"]):
             services.second_factor_confirm(device=device)
             otp_login(request, device)
             audit_record(request=request, action=Action.UPDATE, obj=user, detail="second factor enrolled")
             messages.success(request, _("Your authenticator is set up."))
             return HttpResponseRedirect(_next_url(request))
-        form.add_error("token", _("That code is not right. Check the time on your phone and try the current code."))
+        form.add_error(
+            "token", wait or _("That code is not right. Check the time on your phone and try the current code.")
+        )
     if request.method == "POST":
         audit_record(request=request, action=Action.LOGIN_FAILURE, outcome=Outcome.DENIED, detail="enrolment code")
     secret = base64.b32encode(device.bin_key).decode()
@@ -116,12 +132,14 @@ def otp_verify(request: HttpRequest) -> HttpResponse:
         return redirect(_next_url(request))
     form = OtpTokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        device = match_token(request.user, form.cleaned_data["token"])
+        enrolled = TOTPDevice.objects.filter(user=request.user, confirmed=True).first()
+        wait = _throttled(enrolled) if enrolled else ""
+        device = None if wait else match_token(request.user, form.cleaned_data["token"])
         if device is not None:
             otp_login(request, device)
             audit_record(request=request, action=Action.LOGIN, detail="second factor")
             return HttpResponseRedirect(_next_url(request))
-        form.add_error("token", _("That code is not right or has expired. Enter the code shown now."))
+        form.add_error("token", wait or _("That code is not right or has expired. Enter the code shown now."))
     if request.method == "POST":
         audit_record(request=request, action=Action.LOGIN_FAILURE, outcome=Outcome.DENIED, detail="second factor")
     status = 400 if request.method == "POST" else 200
