@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -28,8 +29,23 @@ from hospitals.forms import OtpTokenForm
 from hospitals.models import User
 
 
+class LoginForm(AuthenticationForm):
+    def clean_username(self) -> str:
+        # AuthenticationForm shows a max length but does not enforce it; over-long names must not reach
+        # the lockout tables (varchar 255) and crash the page.
+        username: str = self.cleaned_data["username"]
+        if len(username) > User._meta.get_field("username").max_length:  # type: ignore[operator]
+            raise ValidationError(
+                self.error_messages["invalid_login"],
+                code="invalid_login",
+                params={"username": self.username_field.verbose_name},
+            )
+        return username
+
+
 class LoginView(auth_views.LoginView):
     template_name = "accounts/login.html"
+    authentication_form = LoginForm
     redirect_authenticated_user = True
 
     def form_valid(self, form: AuthenticationForm) -> HttpResponse:

@@ -9,11 +9,16 @@ import pytest
 from tests.conftest import need
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-# Playwright's sync API runs an event loop in this thread; the ORM calls in fixtures are still synchronous.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(autouse=True)
+def _sync_orm_beside_playwright(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are still synchronous."""
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+# Module scope: Playwright's loop must be gone before other modules' asyncio tests run.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     need("Chromium (apt-get install chromium)", bool(shutil.which(CHROMIUM)))
     from playwright.sync_api import sync_playwright

@@ -70,6 +70,8 @@ async def test_hospital_events_reach_only_that_hospitals_sockets() -> None:
 
 
 async def test_a_socket_from_a_foreign_origin_is_refused() -> None:
-    communicator = WebsocketCommunicator(application, "/ws/notifications/", headers=[(b"origin", b"https://evil.example")])
+    communicator = WebsocketCommunicator(
+        application, "/ws/notifications/", headers=[(b"origin", b"https://evil.example")]
+    )
     connected, _ = await communicator.connect()
     assert not connected

@@ -140,9 +140,7 @@ def test_resetting_a_lost_second_factor_makes_the_person_enrol_again(network_a: 
     assert specialist_client.get("/")["Location"].startswith("/accounts/second-factor/setup/")
 
 
-def test_the_staff_list_shows_only_own_hospital_and_searches(
-    tula_admin: User, network_a: Network, login
-) -> None:  # type: ignore[no-untyped-def]
+def test_the_staff_list_shows_only_own_hospital_and_searches(tula_admin: User, network_a: Network, login) -> None:  # type: ignore[no-untyped-def]
     StaffFactory(hospital=network_a.regional, user__last_name="Volkova")
     StaffFactory(hospital=network_a.central, user__last_name="Moskvina")
     client = login(tula_admin)

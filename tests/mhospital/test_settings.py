@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SERVICE_VARS = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "DJANGO_ENV", "SECRET_KEY", "ALLOWED_HOSTS", "DEBUG")
 PROBE = (
     "import json, django; from django.conf import settings as s; django.setup(); print(json.dumps({"
-    "'db': s.DATABASES['default']['ENGINE'], 'db_init': s.DATABASES['default'].get('OPTIONS', {}).get('init_command', ''),"
+    "'db': s.DATABASES['default']['ENGINE'],"
+    "'db_init': s.DATABASES['default'].get('OPTIONS', {}).get('init_command', ''),"
     "'layer': s.CHANNEL_LAYERS['default']['BACKEND'], 'broker': s.CELERY_BROKER_URL,"
     "'cache': s.CACHES['default']['BACKEND'], 'media': str(s.MEDIA_ROOT)}))"
 )
