@@ -11,18 +11,16 @@ from tests.conftest import need
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 
 
-@pytest.fixture(autouse=True)
-def _sync_orm_beside_playwright(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are still synchronous."""
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-
 # Module scope: Playwright's loop must be gone before other modules' asyncio tests run.
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     need("Chromium (apt-get install chromium)", bool(shutil.which(CHROMIUM)))
     from playwright.sync_api import sync_playwright
 
+    # Playwright's sync API keeps an event loop in this thread for as long as the browser lives; the tests'
+    # own ORM calls (and the database flush after each test) stay synchronous all the same.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
@@ -30,6 +28,10 @@ def browser() -> Iterator[object]:
         )
         yield browser
         browser.close()
+    if previous is None:
+        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture
