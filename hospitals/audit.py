@@ -14,7 +14,8 @@ from django.db import models, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from hospitals.models import AuditChainHead, AuditEntry, User
+from hospitals.models import AuditChainHead, AuditEntry, Staff
+from hospitals.scoping import request_membership
 
 Action = AuditEntry.Action
 Outcome = AuditEntry.Outcome
@@ -47,10 +48,13 @@ def entry_hash(entry: AuditEntry) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _actor(user: Any) -> dict[str, Any]:
+def _actor(user: Any, request: HttpRequest | None) -> dict[str, Any]:
     if user is None or not getattr(user, "is_authenticated", False):
         return {}
-    staff = getattr(user, "staff", None) if isinstance(user, User) else None
+    if request is not None and user is getattr(request, "user", None):
+        staff = request_membership(request)
+    else:
+        staff = Staff.objects.filter(user=user).first()
     role = staff.role if staff is not None else ("platform_admin" if user.is_superuser else "")
     return {
         "actor_id": user.pk,
@@ -99,7 +103,7 @@ def audit_record(
             patient_id=str(patient_id or "")[:64],
             detail=detail[:500],
             prev_hash=head.last_hash,
-            **_actor(actor),
+            **_actor(actor, request),
             **_client(request),
         )
         entry.hash = entry_hash(entry)

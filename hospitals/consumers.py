@@ -7,7 +7,6 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django_otp import DEVICE_ID_SESSION_KEY
 
 from hospitals import events
-from hospitals.models import Staff
 from hospitals.scoping import Scope, scope_for
 
 CLOSE_UNAUTHENTICATED = 4401
@@ -27,12 +26,8 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         scope: Scope = await database_sync_to_async(scope_for)(user)
-        needs_second_factor = scope.is_platform_admin or scope.role in (
-            Staff.Role.SPECIALIST,
-            Staff.Role.HOSPITAL_ADMIN,
-        )
         session = self.scope.get("session") or {}
-        if scope.user_id is None or (needs_second_factor and not session.get(DEVICE_ID_SESSION_KEY)):
+        if scope.user_id is None or (scope.needs_second_factor and not session.get(DEVICE_ID_SESSION_KEY)):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         self.groups_joined = [events.user_group(user.pk)]

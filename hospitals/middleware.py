@@ -14,7 +14,8 @@ from django.utils import timezone
 from django.utils.http import urlencode
 
 from hospitals.audit import Action, Outcome, audit_record
-from hospitals.models import Staff, User
+from hospitals.models import User
+from hospitals.scoping import request_membership, request_scope
 
 Handler = Callable[[HttpRequest], HttpResponse]
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -65,13 +66,6 @@ _GATE_EXEMPT = {
 }
 
 
-def needs_second_factor(user: Any) -> bool:
-    if user.is_superuser:
-        return True
-    staff = Staff.objects.filter(user=user).only("role").first()
-    return staff is not None and staff.needs_second_factor
-
-
 class AccountGateMiddleware:
     """Specialists and admins confirm a second factor; accounts with a temporary password change it."""
 
@@ -86,7 +80,7 @@ class AccountGateMiddleware:
         match = request.resolver_match
         if not user.is_authenticated or match is None or match.view_name in _GATE_EXEMPT:
             return None
-        if not user.is_verified() and needs_second_factor(user):
+        if not user.is_verified() and request_scope(request).needs_second_factor:
             has_device = user.totpdevice_set.filter(confirmed=True).exists()
             target = "accounts:otp_verify" if has_device else "accounts:otp_setup"
             return redirect(f"{reverse(target)}?{urlencode({'next': request.get_full_path()})}")
@@ -102,10 +96,9 @@ class HospitalTimezoneMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.user.is_authenticated:
-            zone = Staff.objects.filter(user=request.user).values_list("hospital__time_zone", flat=True).first()
-            if zone:
-                timezone.activate(zoneinfo.ZoneInfo(zone))
+        staff = request_membership(request)
+        if staff is not None:
+            timezone.activate(zoneinfo.ZoneInfo(staff.hospital.time_zone))
         try:
             return self.get_response(request)
         finally:

@@ -142,7 +142,11 @@ class Staff(models.Model):
 
     @property
     def needs_second_factor(self) -> bool:
-        return self.role in (self.Role.SPECIALIST, self.Role.HOSPITAL_ADMIN)
+        return self.role in SECOND_FACTOR_ROLES
+
+
+# Roles that confirm each sign-in with a TOTP code (platform admins do too).
+SECOND_FACTOR_ROLES = frozenset({Staff.Role.SPECIALIST, Staff.Role.HOSPITAL_ADMIN})
 
 
 class AuditQuerySet(models.QuerySet["AuditEntry"]):

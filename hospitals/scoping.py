@@ -11,9 +11,9 @@ from typing import Any, TypeVar
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Model, Q, QuerySet
-from django.http import Http404
+from django.http import Http404, HttpRequest
 
-from hospitals.models import AuditEntry, Hospital, Staff
+from hospitals.models import SECOND_FACTOR_ROLES, AuditEntry, Hospital, Staff
 
 M = TypeVar("M", bound=Model)
 
@@ -30,6 +30,10 @@ class Scope:
         return self.role == Staff.Role.HOSPITAL_ADMIN
 
     @property
+    def needs_second_factor(self) -> bool:
+        return self.is_platform_admin or self.role in SECOND_FACTOR_ROLES
+
+    @property
     def can_manage_staff(self) -> bool:
         return self.is_platform_admin or self.is_hospital_admin
 
@@ -41,17 +45,43 @@ class Scope:
 NO_SCOPE = Scope(user_id=None, hospital_id=None, role=None, is_platform_admin=False)
 
 
+def membership_for(user: Any) -> Staff | None:
+    """The user's active membership, with its hospital; None for platform admins and strangers."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return None
+    return Staff.objects.select_related("hospital").filter(user=user, deactivated_at__isnull=True).first()
+
+
 def scope_for(user: Any) -> Scope:
     """The scope of a signed-in, active user; an empty scope for anyone else."""
+    return _scope(user, membership_for(user))
+
+
+def _scope(user: Any, staff: Staff | None) -> Scope:
     if user is None or not user.is_authenticated or not user.is_active:
         return NO_SCOPE
-    staff = Staff.objects.filter(user=user, deactivated_at__isnull=True).only("hospital_id", "role").first()
     return Scope(
         user_id=user.pk,
         hospital_id=staff.hospital_id if staff else None,
         role=staff.role if staff else None,
         is_platform_admin=bool(user.is_superuser),
     )
+
+
+def request_membership(request: HttpRequest) -> Staff | None:
+    """`membership_for(request.user)`, fetched once per request and user (middleware, views, templates all ask)."""
+    user = getattr(request, "user", None)
+    key = user.pk if user is not None and user.is_authenticated else None
+    cached: tuple[object, Staff | None] | None = getattr(request, "_membership", None)
+    if cached is None or cached[0] != key:  # signing in or out mid-request changes the answer
+        cached = (key, membership_for(user))
+        request._membership = cached  # type: ignore[attr-defined]
+    return cached[1]
+
+
+def request_scope(request: HttpRequest) -> Scope:
+    """The scope of the request's user, computed once per request and user."""
+    return _scope(getattr(request, "user", None), request_membership(request))
 
 
 def hospitals_visible(scope: Scope) -> QuerySet[Hospital]:

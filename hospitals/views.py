@@ -43,7 +43,7 @@ def _not_found(request: HttpRequest, action: str, object_type: str, object_id: o
 @require_GET
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    scope = scoping.scope_for(request.user)
+    scope = scoping.request_scope(request)
     context: dict[str, Any] = {"hospitals": scoping.hospitals_visible(scope).filter(is_active=True)}
     if scope.can_manage_staff:
         context["staff_counts"] = scoping.staff_manageable(scope).aggregate(
@@ -58,7 +58,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @require_GET
 @login_required
 def hospital_list(request: HttpRequest) -> HttpResponse:
-    scope = scoping.scope_for(request.user)
+    scope = scoping.request_scope(request)
     hospitals = scoping.hospitals_visible(scope).annotate(
         staff_count=Count("staff", filter=Q(staff__deactivated_at__isnull=True))
     )
@@ -68,7 +68,7 @@ def hospital_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 @login_required
 def hospital_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    scope = scoping.scope_for(request.user)
+    scope = scoping.request_scope(request)
     try:
         hospital = scoping.access_hospital(scope, pk)
     except Http404:
@@ -85,7 +85,7 @@ def hospital_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 @login_required
 def staff_list(request: HttpRequest) -> HttpResponse:
-    scope = scoping.scope_for(request.user)
+    scope = scoping.request_scope(request)
     if not scope.can_manage_staff:
         return _forbidden(request, _("Only hospital admins manage staff."))
     staff = scoping.staff_manageable(scope)
@@ -104,7 +104,7 @@ def staff_list(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @login_required
 def staff_create(request: HttpRequest) -> HttpResponse:
-    scope = scoping.scope_for(request.user)
+    scope = scoping.request_scope(request)
     if not scope.can_manage_staff:
         return _forbidden(request, _("Only hospital admins manage staff."))
     own_hospital = None if scope.is_platform_admin else Hospital.objects.get(pk=scope.hospital_id or 0)
@@ -138,7 +138,7 @@ def staff_create(request: HttpRequest) -> HttpResponse:
 
 def _access_staff(request: HttpRequest, pk: int, action: str) -> Staff:
     try:
-        return scoping.access_staff(scoping.scope_for(request.user), pk)
+        return scoping.access_staff(scoping.request_scope(request), pk)
     except Http404:
         raise _not_found(request, action, "hospitals.staff", pk) from None
 
@@ -229,7 +229,7 @@ def staff_second_factor_reset(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 @login_required
 def audit_list(request: HttpRequest) -> HttpResponse:
-    scope = scoping.scope_for(request.user)
+    scope = scoping.request_scope(request)
     if not scope.can_read_audit:
         return _forbidden(request, _("Only hospital admins read the audit trail."))
     form = AuditFilterForm(request.GET or None)
