@@ -76,7 +76,7 @@ def run(rows: int) -> None:
         ).save()
     plain = time.perf_counter() - started
 
-    db = f"{connection.vendor} {connection.pg_version if connection.vendor == 'postgresql' else ''}".strip()
+    db = f"{connection.vendor} {getattr(connection, 'pg_version', '')}".strip()
     print(
         f"| audit append, chained | {db} | {rows} | {rows / chained:,.0f} rows/s | {chained / rows * 1e3:.2f} ms/row |"
     )

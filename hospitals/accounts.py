@@ -7,6 +7,8 @@ import qrcode
 import qrcode.image.svg
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import authenticate
+from django.contrib.auth import forms as auth_forms
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm
@@ -18,6 +20,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 from django_otp import login as otp_login
 from django_otp import match_token
@@ -54,11 +57,12 @@ class LoginView(auth_views.LoginView):
         return response
 
     def form_invalid(self, form: AuthenticationForm) -> HttpResponse:
-        username = str(form.data.get("username", ""))[:150]
+        username = str(form.data.get("username", ""))
         locked = getattr(self.request, "axes_locked_out", False)
+        known = form.cleaned_data.get("username")  # present only when it passed the field's checks
         audit_record(
             request=self.request,
-            user=User.objects.filter(username=username).first(),
+            user=User.objects.filter(username=known).first() if known else None,
             action=Action.LOGIN_FAILURE,
             outcome=Outcome.DENIED,
             detail=f"username={username}" + (" locked out" if locked else ""),
@@ -73,18 +77,46 @@ class LogoutView(auth_views.LogoutView):
         return super().post(request, *args, **kwargs)
 
 
+class PasswordChangeForm(auth_forms.PasswordChangeForm):
+    def __init__(self, user: Any, *args: Any, request: HttpRequest, **kwargs: Any) -> None:
+        self.request = request
+        super().__init__(user, *args, **kwargs)
+
+    def clean_old_password(self) -> str:
+        # Through authenticate(), so wrong guesses here count toward the same lockout as the sign-in page:
+        # a borrowed, unlocked session must not become a password-guessing oracle.
+        old_password: str = self.cleaned_data["old_password"]
+        if authenticate(self.request, username=self.user.get_username(), password=old_password) is None:
+            raise ValidationError(self.error_messages["password_incorrect"], code="password_incorrect")
+        return old_password
+
+
 class PasswordChangeView(auth_views.PasswordChangeView):
     template_name = "accounts/password_change.html"
+    form_class = PasswordChangeForm
     success_url = "/"
+
+    def get_form_kwargs(self) -> dict[str, Any]:
+        return {**super().get_form_kwargs(), "request": self.request}
 
     def form_valid(self, form: Any) -> HttpResponse:
         response = super().form_valid(form)
         user = cast(User, self.request.user)
-        if user.must_change_password:
-            User.objects.filter(pk=user.pk).update(must_change_password=False)
+        services.password_changed(user=user)
         audit_record(request=self.request, action=Action.UPDATE, obj=user, detail="password changed")
         messages.success(self.request, gettext_lazy("Your password was changed."))
         return response
+
+    def form_invalid(self, form: Any) -> HttpResponse:
+        wrong_password = form.has_error("old_password", "password_incorrect")
+        audit_record(
+            request=self.request,
+            action=Action.UPDATE,
+            outcome=Outcome.DENIED if wrong_password else Outcome.INVALID,
+            obj=cast(User, self.request.user),
+            detail="password change: " + ("wrong current password" if wrong_password else ", ".join(form.errors)),
+        )
+        return super().form_invalid(form)
 
 
 def _next_url(request: HttpRequest) -> str:
@@ -110,6 +142,7 @@ def _qr_svg(uri: str) -> str:
     return image.to_string(encoding="unicode")
 
 
+@never_cache  # the page shows the authenticator's secret key
 @require_http_methods(["GET", "POST"])
 @login_required
 def otp_setup(request: HttpRequest) -> HttpResponse:

@@ -2,17 +2,22 @@
 
 Every row's hash covers its own fields and the previous row's hash, so editing
 or removing a row breaks the chain from that row on (`manage.py verify_audit`).
+The hash is an HMAC keyed by AUDIT_CHAIN_KEY, which lives in the environment,
+not the database: someone who can write to the database cannot forge a chain.
 """
 
-import hashlib
+import ipaddress
 import json
 from collections.abc import Iterator
 from datetime import UTC
 from typing import Any
 
+from django.conf import settings
 from django.db import models, transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
+from django.utils.ipv6 import clean_ipv6_address
 
 from hospitals.models import AuditChainHead, AuditEntry, Staff
 from hospitals.scoping import request_membership
@@ -45,7 +50,7 @@ def entry_hash(entry: AuditEntry) -> str:
     values: dict[str, Any] = {name: getattr(entry, name) for name in _HASHED_FIELDS}
     values["at"] = entry.at.astimezone(UTC).isoformat()
     canonical = json.dumps(values, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return salted_hmac("mhospital.audit", canonical, secret=settings.AUDIT_CHAIN_KEY, algorithm="sha256").hexdigest()
 
 
 def _actor(user: Any, request: HttpRequest | None) -> dict[str, Any]:
@@ -54,6 +59,8 @@ def _actor(user: Any, request: HttpRequest | None) -> dict[str, Any]:
     if request is not None and user is getattr(request, "user", None):
         staff = request_membership(request)
     else:
+        # Not the signed-in user (an ended session, a failed sign-in): record the role they held, even if
+        # their membership has since been deactivated.
         staff = Staff.objects.filter(user=user).first()
     role = staff.role if staff is not None else ("platform_admin" if user.is_superuser else "")
     return {
@@ -64,12 +71,26 @@ def _actor(user: Any, request: HttpRequest | None) -> dict[str, Any]:
     }
 
 
+def _ip(raw: str | None) -> str | None:
+    """The address as the database will store it (hashing the raw text would break on IPv6), or None if junk."""
+    try:
+        address = ipaddress.ip_address(raw or "")
+    except ValueError:
+        return None
+    return clean_ipv6_address(str(address)) if address.version == 6 else str(address)
+
+
+def _text(value: object, limit: int) -> str:
+    # PostgreSQL text cannot hold NUL; a probe that sends one must still be recorded.
+    return str(value).replace("\x00", "\ufffd")[:limit]
+
+
 def _client(request: HttpRequest | None) -> dict[str, Any]:
     if request is None:
         return {}
     return {
-        "ip": request.META.get("REMOTE_ADDR") or None,
-        "user_agent": request.META.get("HTTP_USER_AGENT", "")[:300],
+        "ip": _ip(request.META.get("REMOTE_ADDR")),
+        "user_agent": _text(request.META.get("HTTP_USER_AGENT", ""), 300),
         "request_id": getattr(request, "request_id", ""),
     }
 
@@ -99,9 +120,9 @@ def audit_record(
             action=action,
             outcome=outcome,
             object_type=object_type,
-            object_id=str(object_id)[:64],
-            patient_id=str(patient_id or "")[:64],
-            detail=detail[:500],
+            object_id=_text(object_id, 64),
+            patient_id=_text(patient_id or "", 64),
+            detail=_text(detail, 500),
             prev_hash=head.last_hash,
             **_actor(actor, request),
             **_client(request),
@@ -114,16 +135,33 @@ def audit_record(
 
 
 def audit_verify() -> Iterator[str]:
-    """Yield one sentence per break in the chain; nothing when the trail is intact."""
-    expected_seq, expected_prev = 1, GENESIS_HASH
-    for entry in AuditEntry.objects.order_by("seq").iterator(chunk_size=2000):
-        if entry.seq != expected_seq:
-            yield f"Entries {expected_seq}..{entry.seq - 1} are missing (removed)."
-        if entry.prev_hash != expected_prev:
-            yield f"Entry {entry.seq} does not follow the entry before it (an entry was removed or edited)."
-        if entry_hash(entry) != entry.hash:
-            yield f"Entry {entry.seq} was edited after it was written."
-        expected_seq, expected_prev = entry.seq + 1, entry.hash
+    """Yield one sentence per break in the chain; nothing when the trail is intact.
+
+    Reads up to the chain head, then follows the head while appends go on, so a busy trail is no alarm.
+    """
     head = AuditChainHead.objects.filter(pk=1).first()
-    if head is not None and (head.last_seq, head.last_hash) != (expected_seq - 1, expected_prev):
+    if head is None:
+        if AuditEntry.objects.exists():
+            yield "The chain head is missing: the trail's end can no longer be checked (it was removed)."
+        return
+    expected_seq, expected_prev = 1, GENESIS_HASH
+    while True:
+        entries = AuditEntry.objects.filter(seq__gte=expected_seq, seq__lte=head.last_seq).order_by("seq")
+        for entry in entries.iterator(chunk_size=2000):
+            if entry.seq != expected_seq:
+                yield f"Entries {expected_seq}..{entry.seq - 1} are missing (removed)."
+            if entry.prev_hash != expected_prev:
+                yield f"Entry {entry.seq} does not follow the entry before it (an entry was removed or edited)."
+            if entry_hash(entry) != entry.hash:
+                yield f"Entry {entry.seq} was edited after it was written."
+            expected_seq, expected_prev = entry.seq + 1, entry.hash
+        latest = AuditChainHead.objects.get(pk=1)
+        if latest.last_seq == head.last_seq:
+            break
+        head = latest  # entries were appended while we read: check them too
+    if (head.last_seq, head.last_hash) != (expected_seq - 1, expected_prev):
         yield f"The trail ends at entry {expected_seq - 1} but {head.last_seq} were written (last entries removed)."
+    stray = list(AuditEntry.objects.filter(seq__gt=head.last_seq).values_list("seq", flat=True)[:10])
+    newest = AuditChainHead.objects.get(pk=1).last_seq  # read after: an append in between is no stray
+    for seq in (seq for seq in stray if seq > newest):
+        yield f"Entry {seq} is not part of the chain (written around the application)."

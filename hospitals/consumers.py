@@ -5,6 +5,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.models import Device
 
 from hospitals import events
 from hospitals.scoping import Scope, scope_for
@@ -12,6 +13,12 @@ from hospitals.scoping import Scope, scope_for
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_SESSION_ENDED = 4408
+
+
+def _verified(user: Any, device_id: str | None) -> bool:
+    """The same test as django-otp's middleware: the session names a confirmed device of this user."""
+    device = Device.from_persistent_id(device_id) if device_id else None
+    return device is not None and device.user_id == user.pk and device.confirmed
 
 
 class NotificationConsumer(AsyncJsonWebsocketConsumer):
@@ -27,7 +34,10 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             return
         scope: Scope = await database_sync_to_async(scope_for)(user)
         session = self.scope.get("session") or {}
-        if scope.user_id is None or (scope.needs_second_factor and not session.get(DEVICE_ID_SESSION_KEY)):
+        if scope.user_id is None or (
+            scope.needs_second_factor
+            and not await database_sync_to_async(_verified)(user, session.get(DEVICE_ID_SESSION_KEY))
+        ):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         self.groups_joined = [events.user_group(user.pk)]

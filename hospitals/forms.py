@@ -91,6 +91,10 @@ class StaffUpdateForm(_StaffFields):
     pass
 
 
+class StaffSearchForm(forms.Form):
+    q = forms.CharField(max_length=100, required=False)
+
+
 class OtpTokenForm(forms.Form):
     token = forms.RegexField(
         label=_("Six-digit code"),

@@ -1,5 +1,6 @@
 """Request id, ended sessions, the sign-in gates and the hospital's time zone."""
 
+import ipaddress
 import re
 import uuid
 import zoneinfo
@@ -21,13 +22,18 @@ Handler = Callable[[HttpRequest], HttpResponse]
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
-class RequestIdMiddleware:
-    """Tag each request with an id (the proxy's X-Request-ID if sane) for logs and the audit trail."""
+class RequestContextMiddleware:
+    """Tag each request with an id (the proxy's X-Request-ID if sane) for logs and the audit trail, and make
+    sure the client address is an address: a misconfigured proxy must not crash the lockout's bookkeeping."""
 
     def __init__(self, get_response: Handler) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+        except ValueError:
+            request.META["REMOTE_ADDR"] = "0.0.0.0"  # noqa: S104 - "unknown", not a bind address
         incoming = request.headers.get("X-Request-ID", "")
         request.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex  # type: ignore[attr-defined]
         response = self.get_response(request)
@@ -36,7 +42,8 @@ class RequestIdMiddleware:
 
 
 class EndedSessionMiddleware:
-    """A session whose account was deactivated is refused, flushed and audited."""
+    """A session that no longer holds (account deactivated, password changed, sessions ended) is refused,
+    flushed and audited."""
 
     def __init__(self, get_response: Handler) -> None:
         self.get_response = get_response
@@ -50,7 +57,8 @@ class EndedSessionMiddleware:
                 action=Action.PERMISSION_DENIED,
                 outcome=Outcome.DENIED,
                 object_type="session",
-                detail=f"{request.method} {request.path[:200]}: session of a deactivated account",
+                detail=f"{request.method} {request.path[:200]}: session ended (deactivated, signed out everywhere "
+                "or password changed)",
             )
             request.session.flush()
         return self.get_response(request)

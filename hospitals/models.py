@@ -1,11 +1,14 @@
 """Hospitals, the network between them, staff and roles, and the audit trail."""
 
 import zoneinfo
+from collections.abc import Iterator
 from typing import Any, NoReturn
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.crypto import salted_hmac
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
@@ -18,10 +21,20 @@ class User(AbstractUser):
         default=False,
         help_text=_("Set when an admin created the account or reset its password."),
     )
+    # Part of every session's auth hash: bumping it ends all of the account's sessions for good
+    # (deactivation, a lost second factor), even if the account is later reactivated.
+    session_epoch = models.PositiveIntegerField(default=0, editable=False)
 
-    @property
-    def is_platform_admin(self) -> bool:
-        return self.is_active and self.is_superuser
+    def get_session_auth_hash(self) -> str:
+        return self._session_hash()
+
+    def get_session_auth_fallback_hash(self) -> Iterator[str]:
+        for secret in settings.SECRET_KEY_FALLBACKS:
+            yield self._session_hash(secret)
+
+    def _session_hash(self, secret: str | bytes | None = None) -> str:
+        value = f"{self.password}|{self.session_epoch}"
+        return salted_hmac("mhospital.User.session", value, secret=secret, algorithm="sha256").hexdigest()
 
 
 def validate_time_zone(value: str) -> None:
@@ -225,11 +238,21 @@ class AuditEntry(models.Model):
         raise PermissionError("Audit entries are append-only.")
 
 
+class _HeadQuerySet(models.QuerySet["AuditChainHead"]):
+    def delete(self) -> NoReturn:
+        raise PermissionError("The audit chain head is never removed.")
+
+
 class AuditChainHead(models.Model):
     """The last sequence number and hash: locked while appending, and catches a removed last row."""
 
     last_seq = models.PositiveBigIntegerField(default=0)
     last_hash = models.CharField(max_length=64, default="0" * 64)
 
+    objects = _HeadQuerySet.as_manager()
+
     def __str__(self) -> str:
         return f"audit chain head at #{self.last_seq}"
+
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise PermissionError("The audit chain head is never removed.")

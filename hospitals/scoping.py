@@ -41,6 +41,9 @@ class Scope:
     def can_read_audit(self) -> bool:
         return self.is_platform_admin or self.is_hospital_admin
 
+    def manages_staff_of(self, hospital_id: int) -> bool:
+        return self.is_platform_admin or (self.is_hospital_admin and self.hospital_id == hospital_id)
+
 
 NO_SCOPE = Scope(user_id=None, hospital_id=None, role=None, is_platform_admin=False)
 
@@ -110,7 +113,8 @@ def staff_manageable(scope: Scope) -> QuerySet[Staff]:
     if scope.is_platform_admin:
         return staff
     if scope.is_hospital_admin and scope.hospital_id is not None:
-        return staff.filter(hospital_id=scope.hospital_id)
+        # A platform admin who also works at a hospital is beyond its hospital admin's reach.
+        return staff.filter(hospital_id=scope.hospital_id, user__is_superuser=False)
     return staff.none()
 
 

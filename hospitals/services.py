@@ -3,11 +3,25 @@
 import secrets
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from hospitals import events
 from hospitals.models import Department, Hospital, Specialty, Staff, User
+
+
+class StaffChangeRefused(Exception):
+    """A change an admin may not make; the message says why, in the user's language."""
+
+
+def _sessions_end(user: User) -> None:
+    """End every session of the account now and for good: cookies stop matching, open sockets close."""
+    User.objects.filter(pk=user.pk).update(session_epoch=F("session_epoch") + 1)
+    user.refresh_from_db(fields=["session_epoch"])
+    user_id = user.pk
+    transaction.on_commit(lambda: events.session_ended(user_id), robust=True)
 
 
 def _temporary_password() -> str:
@@ -47,6 +61,7 @@ def staff_create(
 def staff_update(
     *,
     staff: Staff,
+    by: User,
     first_name: str,
     last_name: str,
     role: str,
@@ -54,6 +69,8 @@ def staff_update(
     department: Department | None = None,
     specialties: list[Specialty] | None = None,
 ) -> Staff:
+    if staff.user_id == by.pk and role != staff.role:
+        raise StaffChangeRefused(_("You cannot change your own role; ask another admin."))
     staff.user.first_name, staff.user.last_name = first_name, last_name
     staff.user.save(update_fields=["first_name", "last_name"])
     staff.role, staff.job_title, staff.department = role, job_title, department
@@ -63,14 +80,15 @@ def staff_update(
 
 
 @transaction.atomic
-def staff_deactivate(*, staff: Staff) -> Staff:
-    """Deactivate an account: its sessions stop working on their next request and its sockets close now."""
+def staff_deactivate(*, staff: Staff, by: User) -> Staff:
+    """Deactivate an account: its sessions end at once (pages and sockets) and stay ended if it is reactivated."""
+    if staff.user_id == by.pk:
+        raise StaffChangeRefused(_("You cannot deactivate your own account."))
     staff.deactivated_at = timezone.now()
     staff.save(update_fields=["deactivated_at", "updated_at"])
     staff.user.is_active = False
     staff.user.save(update_fields=["is_active"])
-    user_id = staff.user_id
-    transaction.on_commit(lambda: events.session_ended(user_id))
+    _sessions_end(staff.user)
     return staff
 
 
@@ -85,11 +103,16 @@ def staff_activate(*, staff: Staff) -> Staff:
 
 @transaction.atomic
 def staff_second_factor_reset(*, staff: Staff) -> int:
-    """Remove a lost authenticator; the user enrols a new one at next sign-in. Returns devices removed."""
-    removed, _ = TOTPDevice.objects.filter(user=staff.user).delete()
-    user_id = staff.user_id
-    transaction.on_commit(lambda: events.session_ended(user_id))
+    """Remove a lost authenticator and end the account's sessions: the person signs in with their password
+    again and enrols a new one. Returns the number of authenticators removed."""
+    removed, _by_model = TOTPDevice.objects.filter(user=staff.user).delete()
+    _sessions_end(staff.user)
     return removed
+
+
+def password_changed(*, user: User) -> None:
+    """The person chose their own password: the temporary one no longer holds them back."""
+    User.objects.filter(pk=user.pk, must_change_password=True).update(must_change_password=False)
 
 
 @transaction.atomic

@@ -1,21 +1,24 @@
 """Pages: dashboard, hospitals, staff management and the audit viewer. Thin: scope, call a service, audit."""
 
+from collections.abc import Callable
 from datetime import datetime, time
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from hospitals import scoping, services
 from hospitals.audit import Action, Outcome, audit_record
-from hospitals.forms import AuditFilterForm, StaffCreateForm, StaffUpdateForm
+from hospitals.forms import AuditFilterForm, StaffCreateForm, StaffSearchForm, StaffUpdateForm
 from hospitals.models import Hospital, Staff
 
 PAGE_SIZE = 50
@@ -77,7 +80,7 @@ def hospital_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "hospital": hospital,
         "departments": hospital.departments.select_related("specialty"),
         "referring": hospital.referring_hospitals.filter(is_active=True),
-        "can_manage_staff": scope.is_platform_admin or (scope.is_hospital_admin and scope.hospital_id == hospital.pk),
+        "can_manage_staff": scope.manages_staff_of(hospital.pk),
     }
     return render(request, "hospitals/hospital_detail.html", context)
 
@@ -89,7 +92,8 @@ def staff_list(request: HttpRequest) -> HttpResponse:
     if not scope.can_manage_staff:
         return _forbidden(request, _("Only hospital admins manage staff."))
     staff = scoping.staff_manageable(scope)
-    query = request.GET.get("q", "").strip()[:100]
+    search = StaffSearchForm(request.GET)
+    query = search.cleaned_data["q"] if search.is_valid() else ""
     if query:
         staff = staff.filter(
             Q(user__username__icontains=query)
@@ -116,23 +120,27 @@ def staff_create(request: HttpRequest) -> HttpResponse:
                 action=Action.CREATE,
                 outcome=Outcome.INVALID,
                 object_type="hospitals.staff",
-                detail=", ".join(form.errors)[:500],
+                detail=", ".join(form.errors),
             )
             return render(request, "hospitals/staff_form.html", {"form": form}, status=400)
         data = form.cleaned_data
-        staff, password = services.staff_create(
-            hospital=own_hospital or data["hospital"],
-            username=data["username"],
-            first_name=data["first_name"],
-            last_name=data["last_name"],
-            email=data["email"],
-            role=data["role"],
-            job_title=data["job_title"],
-            department=data["department"],
-            specialties=list(data["specialties"]),
-        )
-        audit_record(request=request, action=Action.CREATE, obj=staff)
-        return render(request, "hospitals/staff_created.html", {"staff": staff, "password": password}, status=201)
+        with transaction.atomic():
+            staff, password = services.staff_create(
+                hospital=own_hospital or data["hospital"],
+                username=data["username"],
+                first_name=data["first_name"],
+                last_name=data["last_name"],
+                email=data["email"],
+                role=data["role"],
+                job_title=data["job_title"],
+                department=data["department"],
+                specialties=list(data["specialties"]),
+            )
+            audit_record(request=request, action=Action.CREATE, obj=staff)
+        # The temporary password is on this page only: no browser or proxy may keep a copy.
+        response = render(request, "hospitals/staff_created.html", {"staff": staff, "password": password}, status=201)
+        add_never_cache_headers(response)
+        return response
     return render(request, "hospitals/staff_form.html", {"form": form})
 
 
@@ -156,74 +164,86 @@ def staff_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "specialties": list(staff.specialties.all()),
     }
     form = StaffUpdateForm(request.POST or None, initial=initial, hospital=staff.hospital)
-    if request.method == "POST":
-        if form.is_valid() and _may_change_own_role(request, staff, form.cleaned_data["role"]):
-            data = form.cleaned_data
-            services.staff_update(
-                staff=staff,
-                first_name=data["first_name"],
-                last_name=data["last_name"],
-                role=data["role"],
-                job_title=data["job_title"],
-                department=data["department"],
-                specialties=list(data["specialties"]),
-            )
-            audit_record(request=request, action=Action.UPDATE, obj=staff, detail=f"role={staff.role}")
-            messages.success(request, _("Changes to %(name)s saved.") % {"name": staff.user.get_full_name()})
-            return redirect("staff_detail", pk=staff.pk)
+    if request.method == "GET":
+        audit_record(request=request, action=Action.VIEW, obj=staff)
+        return render(request, "hospitals/staff_detail.html", {"staff": staff, "form": form})
+    if not form.is_valid():
         audit_record(
-            request=request,
-            action=Action.UPDATE,
-            outcome=Outcome.INVALID,
-            obj=staff,
-            detail=", ".join(form.errors)[:500],
+            request=request, action=Action.UPDATE, outcome=Outcome.INVALID, obj=staff, detail=", ".join(form.errors)
         )
         return render(request, "hospitals/staff_detail.html", {"staff": staff, "form": form}, status=400)
-    audit_record(request=request, action=Action.VIEW, obj=staff)
-    return render(request, "hospitals/staff_detail.html", {"staff": staff, "form": form})
+    data = form.cleaned_data
+    return _staff_change(
+        request,
+        staff,
+        lambda: services.staff_update(
+            staff=staff,
+            by=request.user,  # type: ignore[arg-type]
+            first_name=data["first_name"],
+            last_name=data["last_name"],
+            role=data["role"],
+            job_title=data["job_title"],
+            department=data["department"],
+            specialties=list(data["specialties"]),
+        ),
+        detail=f"role={data['role']}",
+        done=_("Changes to %(name)s saved."),
+    )
 
 
-def _may_change_own_role(request: HttpRequest, staff: Staff, role: str) -> bool:
-    if staff.user_id == request.user.pk and role != staff.role:
-        messages.error(request, _("You cannot change your own role; ask another admin."))
-        return False
-    return True
+def _staff_change(
+    request: HttpRequest, staff: Staff, change: Callable[[], object], *, detail: str, done: str
+) -> HttpResponse:
+    """Make a change and its audit row in one transaction; a refused change is audited and explained."""
+    try:
+        with transaction.atomic():
+            change()
+            audit_record(request=request, action=Action.UPDATE, obj=staff, detail=detail)
+    except services.StaffChangeRefused as refusal:
+        audit_record(request=request, action=Action.UPDATE, outcome=Outcome.DENIED, obj=staff, detail=detail)
+        messages.error(request, str(refusal))
+    else:
+        messages.success(request, done % {"name": staff.user.get_full_name() or staff.user.username})
+    return redirect("staff_detail", pk=staff.pk)
 
 
 @require_POST
 @login_required
 def staff_deactivate(request: HttpRequest, pk: int) -> HttpResponse:
     staff = _access_staff(request, pk, Action.UPDATE)
-    if staff.user_id == request.user.pk:
-        messages.error(request, _("You cannot deactivate your own account."))
-        return redirect("staff_detail", pk=staff.pk)
-    services.staff_deactivate(staff=staff)
-    audit_record(request=request, action=Action.UPDATE, obj=staff, detail="deactivated")
-    messages.success(request, _("%(name)s is deactivated and signed out everywhere.") % {"name": staff.user})
-    return redirect("staff_detail", pk=staff.pk)
+    return _staff_change(
+        request,
+        staff,
+        lambda: services.staff_deactivate(staff=staff, by=request.user),  # type: ignore[arg-type]
+        detail="deactivated",
+        done=_("%(name)s is deactivated and signed out everywhere."),
+    )
 
 
 @require_POST
 @login_required
 def staff_activate(request: HttpRequest, pk: int) -> HttpResponse:
     staff = _access_staff(request, pk, Action.UPDATE)
-    services.staff_activate(staff=staff)
-    audit_record(request=request, action=Action.UPDATE, obj=staff, detail="activated")
-    messages.success(request, _("%(name)s can sign in again.") % {"name": staff.user})
-    return redirect("staff_detail", pk=staff.pk)
+    return _staff_change(
+        request,
+        staff,
+        lambda: services.staff_activate(staff=staff),
+        detail="activated",
+        done=_("%(name)s can sign in again."),
+    )
 
 
 @require_POST
 @login_required
 def staff_second_factor_reset(request: HttpRequest, pk: int) -> HttpResponse:
     staff = _access_staff(request, pk, Action.UPDATE)
-    services.staff_second_factor_reset(staff=staff)
-    audit_record(request=request, action=Action.UPDATE, obj=staff, detail="second factor reset")
-    messages.success(
+    return _staff_change(
         request,
-        _("The second factor of %(name)s was removed; they set up a new one at next sign-in.") % {"name": staff.user},
+        staff,
+        lambda: services.staff_second_factor_reset(staff=staff),
+        detail="second factor reset",
+        done=_("The second factor of %(name)s was removed; they set up a new one at next sign-in."),
     )
-    return redirect("staff_detail", pk=staff.pk)
 
 
 @require_GET

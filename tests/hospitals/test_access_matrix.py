@@ -145,3 +145,49 @@ def test_network_neighbours_are_visible_but_other_networks_are_not(
     page = login(clinician).get("/hospitals/").content.decode()
     assert network_a.central.name in page and yaroslavl.name in page and network_a.regional.name in page
     assert network_b.central.name not in page and network_b.regional.name not in page
+
+
+# WebSocket routes: which roles' sockets are accepted (objects in them arrive with later issues).
+WS_MATRIX = {
+    "ws/notifications/": {
+        "anonymous": False,
+        "clinician": True,
+        "specialist": True,
+        "hospital_admin": True,
+        "platform_admin": True,
+    },
+}
+
+
+def test_every_websocket_route_is_in_the_matrix() -> None:
+    from mhospital.routing import websocket_urlpatterns
+
+    assert sorted(str(p.pattern) for p in websocket_urlpatterns) == sorted(WS_MATRIX)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("route", sorted(WS_MATRIX))
+def test_websocket_access(route: str, role: str, network_a: Network, platform_admin: User) -> None:
+    from asgiref.sync import async_to_sync
+    from channels.testing import WebsocketCommunicator
+    from django.conf import settings
+
+    from mhospital.asgi import application
+
+    home = {"clinician": network_a.regional, "specialist": network_a.central, "hospital_admin": network_a.regional}
+    actor = platform_admin if role == "platform_admin" else None
+    if role in home:
+        actor = StaffFactory(role=role, hospital=home[role]).user
+    headers = [(b"origin", b"http://testserver")]
+    if actor is not None:
+        client = verified_login(Client(), actor)
+        headers.append((b"cookie", f"{settings.SESSION_COOKIE_NAME}={client.session.session_key}".encode()))
+
+    async def connect() -> bool:
+        socket = WebsocketCommunicator(application, f"/{route}", headers=headers)
+        connected, _ = await socket.connect()
+        await socket.disconnect()
+        return connected
+
+    assert async_to_sync(connect)() is WS_MATRIX[route][role]

@@ -236,3 +236,57 @@ def test_junk_in_the_login_form_gets_a_message_not_a_crash(username: str, db) ->
     text = response.content.decode()
     assert "<script>alert(1)</script>" not in text
     assert "Please enter a correct username and password" in text or "This field is required." in text
+
+
+def test_wrong_current_passwords_on_the_change_page_are_audited_and_lock_out(network_a: Network, settings) -> None:  # type: ignore[no-untyped-def]
+    _person(network_a.regional)
+    client = Client()
+    _sign_in(client, "s.ivanov")
+    new = {"new_password1": "Tula-Winter-Night-42", "new_password2": "Tula-Winter-Night-42"}
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        response = client.post("/accounts/password/", {"old_password": "guess", **new}, REMOTE_ADDR="10.20.30.40")
+        assert "Your old password was entered incorrectly" in response.content.decode()
+    response = client.post("/accounts/password/", {"old_password": "guess", **new}, REMOTE_ADDR="10.20.30.40")
+    assert response.status_code == 429  # the limit is reached: the same pause as on the sign-in page
+    assert AuditEntry.objects.filter(outcome="denied", detail__contains="wrong current password").count() == (
+        settings.AXES_FAILURE_LIMIT
+    )
+    # The right password no longer helps from this address: the guessing stopped here.
+    response = client.post("/accounts/password/", {"old_password": PASSWORD, **new}, REMOTE_ADDR="10.20.30.40")
+    assert response.status_code == 429
+    assert User.objects.get(username="s.ivanov").check_password(PASSWORD)
+
+
+def test_activity_keeps_the_session_alive(network_a: Network) -> None:
+    from django.contrib.sessions.models import Session
+
+    _person(network_a.regional)
+    client = Client()
+    _sign_in(client, "s.ivanov")
+    key = client.session.session_key
+    Session.objects.filter(pk=key).update(expire_date=timezone.now() + timedelta(minutes=1))  # nearly idle
+    assert client.get("/").status_code == 200
+    remaining = Session.objects.get(pk=key).expire_date - timezone.now()
+    assert remaining > timedelta(minutes=29)  # the request restarted the 30-minute idle clock
+
+
+@pytest.mark.parametrize("username", ["a\x00b", "x" * 151])
+def test_a_nul_or_overlong_username_is_refused_not_a_server_error(username: str, db) -> None:  # type: ignore[no-untyped-def]
+    response = _sign_in(Client(), username, "whatever")
+    assert response.status_code == 200
+    assert AuditEntry.objects.get().action == "login_failure"
+
+
+@pytest.mark.parametrize(
+    ("address", "stored"),
+    [("2001:DB8::0:1", "2001:db8::1"), ("10.1.2.3", "10.1.2.3"), ("not-an-address", "0.0.0.0")],
+)
+def test_the_client_address_is_recorded_as_stored_and_the_chain_still_verifies(
+    address: str, stored: str | None, network_a: Network
+) -> None:
+    from django.core.management import call_command
+
+    _person(network_a.regional)
+    _sign_in(Client(), "s.ivanov", ip=address)
+    assert AuditEntry.objects.get(action="login").ip == stored
+    call_command("verify_audit")  # raises if the stored row no longer matches its hash

@@ -66,3 +66,46 @@ def test_the_audit_trail_is_read_only_in_the_admin(platform_admin: User, login) 
     client.post(f"/admin/hospitals/auditentry/{entry.pk}/change/", {"detail": "rewritten"})
     client.post(f"/admin/hospitals/auditentry/{entry.pk}/delete/", {"post": "yes"})
     assert AuditEntry.objects.get(pk=entry.pk).detail == "original"
+
+
+def test_only_platform_admins_open_the_django_admin(network_a: Network, login) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import StaffFactory
+
+    flagged = StaffFactory(hospital=network_a.regional, user__is_staff=True).user  # is_staff alone is not enough
+    response = login(flagged).get("/admin/")
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_admin_changes_are_audited_and_deactivation_goes_through_the_service(
+    network_a: Network, platform_admin: User, login
+) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import StaffFactory
+
+    client = login(platform_admin)
+    target = StaffFactory(hospital=network_a.regional)
+    target_session = login(target.user)
+    response = client.post(
+        "/admin/hospitals/staff/", {"action": "deactivate", "_selected_action": [target.pk]}, follow=True
+    )
+    assert response.status_code == 200
+    target.refresh_from_db()
+    target.user.refresh_from_db()
+    assert target.deactivated_at is not None and not target.user.is_active
+    assert target_session.get("/")["Location"] == "/accounts/login/?next=/"
+    assert AuditEntry.objects.filter(object_id=str(target.pk), detail="admin: deactivated").count() == 1
+
+    client.post(
+        f"/admin/hospitals/hospital/{network_a.regional.pk}/change/",
+        {
+            "name": network_a.regional.name,
+            "kind": "regional",
+            "region": "Tula Oblast",
+            "time_zone": "Europe/Moscow",
+            "is_active": "on",
+            "central_hospital": network_a.central.pk,
+            "departments-TOTAL_FORMS": "0",
+            "departments-INITIAL_FORMS": "0",
+        },
+    )
+    entry = AuditEntry.objects.get(object_type="hospitals.hospital", action="update")
+    assert entry.detail == "admin: region" and entry.actor_username == platform_admin.username

@@ -179,3 +179,40 @@ def test_audit_viewer_is_scoped_and_searchable(network_a: Network, network_b: Ne
     assert "TUL-8" in page and "TUL-7" not in page
     page = client.get("/audit/", {"action": "view", "user": tula_clinician.username}).content.decode()
     assert "TUL-7" in page and "TUL-8" not in page
+
+
+def test_verify_audit_catches_a_row_written_around_the_application(db, capsys) -> None:  # type: ignore[no-untyped-def]
+    entries = _write_trail(3)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO hospitals_auditentry (seq, at, action, outcome, object_type, object_id, patient_id,"
+            " actor_username, actor_role, user_agent, request_id, detail, prev_hash, hash)"
+            " VALUES (%s, %s, 'view', 'success', 'x', '', '', 'ghost', '', '', '', '', %s, %s)",
+            [entries[-1].seq + 1, entries[-1].at, entries[-1].hash, "f" * 64],
+        )
+    with pytest.raises(CommandError):
+        call_command("verify_audit")
+    assert f"Entry {entries[-1].seq + 1} is not part of the chain" in capsys.readouterr().err
+
+
+def test_the_chain_head_cannot_be_removed(db) -> None:  # type: ignore[no-untyped-def]
+    from hospitals.models import AuditChainHead
+
+    _write_trail(2)
+    with pytest.raises(PermissionError):
+        AuditChainHead.objects.get().delete()
+    with pytest.raises(PermissionError):
+        AuditChainHead.objects.all().delete()
+    if connection.vendor == "postgresql":
+        with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("DELETE FROM hospitals_auditchainhead")
+    assert AuditChainHead.objects.get().last_seq == 2
+
+
+def test_a_probe_with_nul_characters_is_still_recorded(network_a: Network, login) -> None:  # type: ignore[no-untyped-def]
+    admin = StaffFactory(hospital=network_a.regional, role=Staff.Role.HOSPITAL_ADMIN).user
+    client = login(admin)
+    assert client.get("/staff/", {"q": "Ива\x00нов"}).status_code == 200
+    assert client.get("/audit/", {"user": "a\x00b"}).status_code == 200
+    assert AuditEntry.objects.filter(action="list").count() == 2
+    call_command("verify_audit")

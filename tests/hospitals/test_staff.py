@@ -81,13 +81,25 @@ def test_an_admin_cannot_touch_another_hospitals_staff(
     for path, data in [
         (f"/staff/{foreign.pk}/", _form(last_name="Hacked")),
         (f"/staff/{foreign.pk}/deactivate/", {}),
+        (f"/staff/{foreign.pk}/activate/", {}),
         (f"/staff/{foreign.pk}/reset-second-factor/", {}),
     ]:
         assert client.post(path, data).status_code == 404
     foreign.refresh_from_db()
     foreign.user.refresh_from_db()
     assert foreign.is_active and foreign.user.last_name != "Hacked"
-    assert AuditEntry.objects.filter(outcome="not_found", object_id=str(foreign.pk)).count() == 3
+    assert AuditEntry.objects.filter(outcome="not_found", object_id=str(foreign.pk)).count() == 4
+
+
+def test_a_platform_admin_working_at_a_hospital_is_beyond_its_hospital_admin(
+    tula_admin: User, network_a: Network, login
+) -> None:  # type: ignore[no-untyped-def]
+    operator = StaffFactory(hospital=network_a.regional, user__is_superuser=True)
+    client = login(tula_admin)
+    assert client.post(f"/staff/{operator.pk}/deactivate/").status_code == 404
+    assert client.post(f"/staff/{operator.pk}/reset-second-factor/").status_code == 404
+    operator.refresh_from_db()
+    assert operator.is_active
 
 
 def test_an_admin_changes_a_role_and_specialties(network_a: Network, login) -> None:  # type: ignore[no-untyped-def]
@@ -115,29 +127,43 @@ def test_an_admin_cannot_lock_themselves_out(tula_admin: User, login) -> None:  
     assert own.is_active and own.role == Staff.Role.HOSPITAL_ADMIN
 
 
-def test_deactivate_then_reactivate(tula_admin: User, network_a: Network, login) -> None:  # type: ignore[no-untyped-def]
+def test_deactivate_then_reactivate_leaves_old_sessions_ended(tula_admin: User, network_a: Network, login) -> None:  # type: ignore[no-untyped-def]
     target = StaffFactory(hospital=network_a.regional)
+    old_session = login(target.user)
     client = login(tula_admin)
     page = client.post(f"/staff/{target.pk}/deactivate/", follow=True).content.decode()
     assert "is deactivated and signed out everywhere" in page
     target.refresh_from_db()
     assert not target.is_active and not target.user.is_active
-    client.post(f"/staff/{target.pk}/activate/")
+
+    page = client.post(f"/staff/{target.pk}/activate/", follow=True).content.decode()
+    assert "can sign in again" in page
     target.refresh_from_db()
     target.user.refresh_from_db()
     assert target.is_active
+    # The cookie from before the deactivation does not come back to life.
+    assert old_session.get("/")["Location"] == "/accounts/login/?next=/"
+    assert login(target.user).get("/").status_code == 200
 
 
-def test_resetting_a_lost_second_factor_makes_the_person_enrol_again(network_a: Network, login) -> None:  # type: ignore[no-untyped-def]
+def test_resetting_a_lost_second_factor_ends_sessions_and_makes_the_person_enrol_again(
+    network_a: Network, login
+) -> None:  # type: ignore[no-untyped-def]
     moscow_admin = StaffFactory(hospital=network_a.central, role=Staff.Role.HOSPITAL_ADMIN).user
-    specialist = StaffFactory(hospital=network_a.central, role=Staff.Role.SPECIALIST)
+    specialist = StaffFactory(hospital=network_a.central, role=Staff.Role.SPECIALIST, user__username="d.orlov")
+    specialist.user.set_password("Orlov-Radiology-77")
+    specialist.user.save()
     specialist_client = login(specialist.user)
     assert specialist_client.get("/").status_code == 200
 
     login(moscow_admin).post(f"/staff/{specialist.pk}/reset-second-factor/")
 
     assert not TOTPDevice.objects.filter(user=specialist.user).exists()
-    assert specialist_client.get("/")["Location"].startswith("/accounts/second-factor/setup/")
+    # Whoever holds the lost phone's session is out: the password is needed again before enrolling.
+    assert specialist_client.get("/")["Location"] == "/accounts/login/?next=/"
+    fresh = Client()
+    fresh.post("/accounts/login/", {"username": "d.orlov", "password": "Orlov-Radiology-77"})
+    assert fresh.get("/")["Location"].startswith("/accounts/second-factor/setup/")
 
 
 def test_the_staff_list_shows_only_own_hospital_and_searches(tula_admin: User, network_a: Network, login) -> None:  # type: ignore[no-untyped-def]
