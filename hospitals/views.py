@@ -128,13 +128,8 @@ def staff_create(request: HttpRequest) -> HttpResponse:
             staff, password = services.staff_create(
                 hospital=own_hospital or data["hospital"],
                 username=data["username"],
-                first_name=data["first_name"],
-                last_name=data["last_name"],
                 email=data["email"],
-                role=data["role"],
-                job_title=data["job_title"],
-                department=data["department"],
-                specialties=list(data["specialties"]),
+                **_profile(data),
             )
             audit_record(request=request, action=Action.CREATE, obj=staff)
         # The temporary password is on this page only: no browser or proxy may keep a copy.
@@ -142,6 +137,12 @@ def staff_create(request: HttpRequest) -> HttpResponse:
         add_never_cache_headers(response)
         return response
     return render(request, "hospitals/staff_form.html", {"form": form})
+
+
+def _profile(data: dict[str, Any]) -> dict[str, Any]:
+    """The fields of the staff forms that the create and update services share."""
+    fields = ("first_name", "last_name", "role", "job_title", "department")
+    return {**{name: data[name] for name in fields}, "specialties": list(data["specialties"])}
 
 
 def _access_staff(request: HttpRequest, pk: int, action: str) -> Staff:
@@ -176,16 +177,7 @@ def staff_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return _staff_change(
         request,
         staff,
-        lambda: services.staff_update(
-            staff=staff,
-            by=request.user,  # type: ignore[arg-type]
-            first_name=data["first_name"],
-            last_name=data["last_name"],
-            role=data["role"],
-            job_title=data["job_title"],
-            department=data["department"],
-            specialties=list(data["specialties"]),
-        ),
+        lambda: services.staff_update(staff=staff, by=request.user, **_profile(data)),  # type: ignore[arg-type]
         detail=f"role={data['role']}",
         done=_("Changes to %(name)s saved."),
     )
