@@ -6,6 +6,7 @@ learn that another hospital's record exists. `access_*` functions fetch *with*
 the check; the `*_visible`/`*_manageable` functions return scoped querysets.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -40,6 +41,10 @@ class Scope:
     @property
     def can_read_audit(self) -> bool:
         return self.is_platform_admin or self.is_hospital_admin
+
+    @property
+    def has_patients(self) -> bool:
+        return self.role in CLINICAL_ROLES and self.hospital_id is not None
 
     def manages_staff_of(self, hospital_id: int) -> bool:
         return self.is_platform_admin or (self.is_hospital_admin and self.hospital_id == hospital_id)
@@ -129,6 +134,35 @@ def audit_visible(scope: Scope) -> QuerySet[AuditEntry]:
     if scope.is_hospital_admin:
         return AuditEntry.objects.filter(actor_hospital_id=scope.hospital_id)
     return AuditEntry.objects.none()
+
+
+# Clinical records (patients and everything about them) belong to a home hospital. Its clinicians and
+# specialists see them; hospital and platform admins manage people and hospitals, not patients.
+CLINICAL_ROLES = frozenset({Staff.Role.CLINICIAN, Staff.Role.SPECIALIST})
+PatientGrant = Callable[[Scope], Q]
+_patient_grants: list[PatientGrant] = []
+
+
+def patient_grant_register(grant: PatientGrant) -> None:
+    """Let another app widen who sees a patient (a consultation lets the consulted hospital in), with a
+    condition on the patient queryset, without this module importing that app."""
+    if grant not in _patient_grants:
+        _patient_grants.append(grant)
+
+
+def patients_visible(scope: Scope, patients: QuerySet[M]) -> QuerySet[M]:
+    """`patients` narrowed to those the scope may see: its own hospital's, plus what registered grants add."""
+    if scope.role not in CLINICAL_ROLES or scope.hospital_id is None:
+        return patients.none()
+    condition = Q(hospital_id=scope.hospital_id)
+    for grant in _patient_grants:
+        condition |= grant(scope)
+    return patients.filter(condition)
+
+
+def access_record(queryset: QuerySet[M], pk: object) -> M:
+    """Fetch one row of an already scoped queryset; anything else is a 404 like a missing row."""
+    return _get_or_404(queryset, pk)
 
 
 def _get_or_404(queryset: QuerySet[M], pk: object) -> M:

@@ -24,8 +24,8 @@ from hospitals.models import Hospital, Staff
 PAGE_SIZE = 50
 
 
-def _forbidden(request: HttpRequest, message: str) -> HttpResponse:
-    """A role may not use this page at all (no object is named, so nothing is revealed)."""
+def forbidden(request: HttpRequest, message: str) -> HttpResponse:
+    """A role may not use this page at all (no object is named, so nothing is revealed). Audited."""
     audit_record(
         request=request,
         action=Action.PERMISSION_DENIED,
@@ -90,7 +90,7 @@ def hospital_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def staff_list(request: HttpRequest) -> HttpResponse:
     scope = scoping.request_scope(request)
     if not scope.can_manage_staff:
-        return _forbidden(request, _("Only hospital admins manage staff."))
+        return forbidden(request, _("Only hospital admins manage staff."))
     staff = scoping.staff_manageable(scope)
     search = StaffSearchForm(request.GET)
     query = search.cleaned_data["q"] if search.is_valid() else ""
@@ -110,7 +110,7 @@ def staff_list(request: HttpRequest) -> HttpResponse:
 def staff_create(request: HttpRequest) -> HttpResponse:
     scope = scoping.request_scope(request)
     if not scope.can_manage_staff:
-        return _forbidden(request, _("Only hospital admins manage staff."))
+        return forbidden(request, _("Only hospital admins manage staff."))
     own_hospital = None if scope.is_platform_admin else Hospital.objects.get(pk=scope.hospital_id or 0)
     form = StaffCreateForm(request.POST or None, hospital=own_hospital)
     if request.method == "POST":
@@ -243,7 +243,7 @@ def staff_second_factor_reset(request: HttpRequest, pk: int) -> HttpResponse:
 def audit_list(request: HttpRequest) -> HttpResponse:
     scope = scoping.request_scope(request)
     if not scope.can_read_audit:
-        return _forbidden(request, _("Only hospital admins read the audit trail."))
+        return forbidden(request, _("Only hospital admins read the audit trail."))
     form = AuditFilterForm(request.GET or None)
     entries = scoping.audit_visible(scope)
     if form.is_valid():

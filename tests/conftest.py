@@ -4,6 +4,7 @@ Network A: Moscow (central) <- Tula (regional). Network B: Kazan (central) <- Ko
 Staff of network A never see network B.
 """
 
+import datetime
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,6 +56,19 @@ class StaffFactory(factory.django.DjangoModelFactory):
     user = factory.SubFactory(UserFactory)
     hospital = factory.SubFactory(HospitalFactory)
     role = Staff.Role.CLINICIAN
+
+
+class PatientFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "patients.Patient"
+
+    hospital = factory.SubFactory(HospitalFactory)
+    record_number = factory.Sequence(lambda n: f"MR-{n:06d}")
+    family_name = factory.Sequence(lambda n: f"Петров{n}")
+    given_name = "Иван"
+    patronymic = "Сергеевич"
+    sex = "male"
+    birth_date = datetime.date(1961, 3, 12)
 
 
 @dataclass

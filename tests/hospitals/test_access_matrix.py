@@ -13,7 +13,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from hospitals.models import Hospital, Staff, User
-from tests.conftest import Network, StaffFactory, verified_login
+from tests.conftest import Network, PatientFactory, StaffFactory, verified_login
 
 ROLES = ("anonymous", "clinician", "specialist", "hospital_admin", "platform_admin")
 LOGIN = 302  # anonymous users are sent to the sign-in page
@@ -37,6 +37,9 @@ ADMINS_ONLY = {"anonymous": LOGIN, "clinician": 403, "specialist": 403, "hospita
 STAFF_OBJECT = {"anonymous": LOGIN, "clinician": 404, "specialist": 404, "hospital_admin": 200, "platform_admin": 200}
 STAFF_ACTION = {**STAFF_OBJECT, "hospital_admin": 302, "platform_admin": 302}
 
+CLINICAL_ONLY = {"anonymous": LOGIN, "clinician": 200, "specialist": 200, "hospital_admin": 403, "platform_admin": 403}
+PATIENT_OBJECT = {"anonymous": LOGIN, "clinician": 200, "specialist": 200, "hospital_admin": 404, "platform_admin": 404}
+
 MATRIX: dict[str, Route] = {
     "": Route("/", _everyone(200)),
     "healthz": Route("/healthz", _everyone((200, 503), anonymous=(200, 503))),
@@ -56,6 +59,18 @@ MATRIX: dict[str, Route] = {
     "staff/<int:pk>/activate/": Route("/staff/{pk}/activate/", STAFF_ACTION, "POST", "staff"),
     "staff/<int:pk>/reset-second-factor/": Route("/staff/{pk}/reset-second-factor/", STAFF_ACTION, "POST", "staff"),
     "audit/": Route("/audit/", ADMINS_ONLY),
+    # Patients: their hospital's clinicians and specialists; admins manage people, not patients.
+    "patients/": Route("/patients/", CLINICAL_ONLY),
+    "patients/new/": Route("/patients/new/", CLINICAL_ONLY),
+    "patients/<int:pk>/": Route("/patients/{pk}/", PATIENT_OBJECT, obj="patient"),
+    "patients/<int:pk>/edit/": Route("/patients/{pk}/edit/", PATIENT_OBJECT, obj="patient"),
+    "patients/<int:pk>/consent/": Route(
+        "/patients/{pk}/consent/",
+        {**PATIENT_OBJECT, "clinician": 302, "specialist": 302},
+        "POST",
+        "patient",
+        {"telemedicine": "on", "data_sharing": "on"},
+    ),
     # Django admin: platform admins only; everyone else goes to the one sign-in page.
     "admin/login/": Route("/admin/login/", _everyone(302, anonymous=302)),
     "admin/": Route("/admin/", {**_everyone(302), "platform_admin": 200}),
@@ -91,6 +106,9 @@ def _object_ids(kind: str | None, actor: User | None, network_a: Network, networ
     own_hospital = actor.staff.hospital if actor is not None and hasattr(actor, "staff") else network_a.regional
     if kind == "hospital":
         return {"own": own_hospital.pk, "other": network_b.regional.pk, "absent": 987654}
+    if kind == "patient":
+        own_patient = PatientFactory(hospital=own_hospital)
+        return {"own": own_patient.pk, "other": PatientFactory(hospital=network_b.regional).pk, "absent": 987654}
     if kind == "staff":
         own = StaffFactory(hospital=own_hospital, role=Staff.Role.CLINICIAN)
         other = StaffFactory(hospital=network_b.regional, role=Staff.Role.CLINICIAN)

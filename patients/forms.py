@@ -1,0 +1,112 @@
+"""Patient and consent forms: every refusal says what to fix."""
+
+from datetime import date
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import UploadedFile
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from hospitals.forms import validate_person_name, validate_plain_text
+from hospitals.models import Hospital
+from patients.models import Patient
+from patients.validators import snils_digits, validate_snils
+
+OLDEST_AGE_YEARS = 130
+# What a scanned consent form may be, recognised by its first bytes rather than its name.
+SCAN_SIGNATURES = {b"%PDF-": "PDF", b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG"}
+
+
+class PatientForm(forms.ModelForm):
+    confirm_not_duplicate = forms.BooleanField(label=_("This is a different person: register anyway"), required=False)
+
+    class Meta:
+        model = Patient
+        fields = [
+            "record_number",
+            "family_name",
+            "given_name",
+            "patronymic",
+            "sex",
+            "birth_date",
+            "snils",
+            "oms_policy",
+            "phone",
+            "address",
+            "notes",
+        ]
+        widgets = {
+            "birth_date": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+            "notes": forms.Textarea(attrs={"rows": 3}),
+            "snils": forms.TextInput(attrs={"placeholder": "112-233-445 95", "inputmode": "numeric"}),
+        }
+
+    def __init__(self, *args: Any, hospital: Hospital, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.hospital = hospital
+        self.instance.hospital = hospital
+        # People type SNILS with hyphens and a space; clean_snils keeps the 11 digits.
+        self.fields["snils"] = forms.CharField(
+            label=self.fields["snils"].label, required=False, max_length=14, widget=self.fields["snils"].widget
+        )
+        for name in ("family_name", "given_name", "patronymic"):
+            self.fields[name].validators.append(validate_person_name)
+        for name in ("record_number", "phone", "address", "notes"):
+            self.fields[name].validators.append(validate_plain_text)
+
+    def clean_snils(self) -> str:
+        digits = snils_digits(self.cleaned_data["snils"])
+        if digits:
+            validate_snils(digits)
+        return digits
+
+    def clean_birth_date(self) -> date:
+        born: date = self.cleaned_data["birth_date"]
+        today = timezone.localdate()
+        if born > today:
+            raise ValidationError(_("The birth date is in the future: check the year."), code="future")
+        if today.year - born.year > OLDEST_AGE_YEARS:
+            raise ValidationError(_("The birth date is more than 130 years ago: check the year."), code="too_old")
+        return born
+
+    def clean_record_number(self) -> str:
+        number: str = self.cleaned_data["record_number"].strip()
+        clash = Patient.objects.filter(hospital=self.hospital, record_number=number).exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise ValidationError(
+                _("Record number %(number)s already belongs to another patient of this hospital."),
+                code="record_number_taken",
+                params={"number": number},
+            )
+        return number
+
+
+class ConsentForm(forms.Form):
+    telemedicine = forms.BooleanField(label=_("The patient agrees to a remote consultation"), required=False)
+    data_sharing = forms.BooleanField(
+        label=_("The patient agrees that their data are shared with the central hospital"), required=False
+    )
+    form_scan = forms.FileField(label=_("Signed consent form (PDF, JPEG or PNG)"), required=False)
+
+    def clean_form_scan(self) -> UploadedFile | None:
+        scan: UploadedFile | None = self.cleaned_data.get("form_scan")
+        if scan is None:
+            return None
+        limit = settings.CONSENT_SCAN_MAX_BYTES
+        if scan.size is not None and scan.size > limit:
+            raise ValidationError(
+                _("The scan is %(size)s MB; the limit is %(limit)s MB. Scan at a lower resolution."),
+                code="too_large",
+                params={"size": scan.size // 2**20, "limit": limit // 2**20},
+            )
+        head = scan.read(16)
+        scan.seek(0)
+        if not any(head.startswith(signature) for signature in SCAN_SIGNATURES):
+            raise ValidationError(
+                _("This file is not a PDF, JPEG or PNG, whatever its name says. Attach the scanned form itself."),
+                code="file_type",
+            )
+        return scan
