@@ -7,12 +7,14 @@ import zoneinfo
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
+from django.utils.translation import gettext as _
 
 from hospitals.audit import Action, Outcome, audit_record
 from hospitals.models import User
@@ -39,6 +41,35 @@ class RequestContextMiddleware:
         response = self.get_response(request)
         response["X-Request-ID"] = request.request_id  # type: ignore[attr-defined]
         return response
+
+
+class UploadLimitMiddleware:
+    """Refuse an oversized request before its body is read: a 2 GB file over a train's link must be told
+    at once, not after it has filled the server's disk. Audited like any refused request."""
+
+    def __init__(self, get_response: Handler) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        limit = settings.MAX_REQUEST_BYTES
+        if length <= limit:
+            return self.get_response(request)
+        audit_record(
+            request=request,
+            action=Action.CREATE,
+            outcome=Outcome.INVALID,
+            object_type="upload",
+            detail=f"{request.method} {request.path[:200]}: {length} bytes refused",
+        )
+        message = _("The upload is %(size)s MB; the limit is %(limit)s MB. Send a smaller file.") % {
+            "size": length // 2**20,
+            "limit": limit // 2**20,
+        }
+        return render(request, "413.html", {"message": message}, status=413)
 
 
 class EndedSessionMiddleware:

@@ -73,6 +73,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "hospitals.middleware.UploadLimitMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "hospitals.middleware.EndedSessionMiddleware",
     "hospitals.middleware.AccountGateMiddleware",
@@ -227,6 +228,9 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 CONSENT_SCAN_MAX_BYTES = env.int("CONSENT_SCAN_MAX_BYTES", default=10 * 2**20)
+ATTACHMENT_MAX_BYTES = env.int("ATTACHMENT_MAX_BYTES", default=20 * 2**20)
+# Any request body above this is refused before it is read (imaging uploads come in resumable chunks).
+MAX_REQUEST_BYTES = env.int("MAX_REQUEST_BYTES", default=25 * 2**20)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

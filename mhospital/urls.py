@@ -16,4 +16,5 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("", include("hospitals.urls")),
     path("", include("patients.urls")),
+    path("", include("consultations.urls")),
 ]

@@ -12,12 +12,11 @@ from django.utils.translation import gettext_lazy as _
 
 from hospitals.forms import validate_person_name, validate_plain_text
 from hospitals.models import Hospital
+from hospitals.uploads import document_check
 from patients.models import Patient
 from patients.validators import snils_digits, validate_snils
 
 OLDEST_AGE_YEARS = 130
-# What a scanned consent form may be, recognised by its first bytes rather than its name.
-SCAN_SIGNATURES = {b"%PDF-": "PDF", b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG"}
 
 
 class PatientForm(forms.ModelForm):
@@ -93,20 +92,4 @@ class ConsentForm(forms.Form):
 
     def clean_form_scan(self) -> UploadedFile | None:
         scan: UploadedFile | None = self.cleaned_data.get("form_scan")
-        if scan is None:
-            return None
-        limit = settings.CONSENT_SCAN_MAX_BYTES
-        if scan.size is not None and scan.size > limit:
-            raise ValidationError(
-                _("The scan is %(size)s MB; the limit is %(limit)s MB. Scan at a lower resolution."),
-                code="too_large",
-                params={"size": scan.size // 2**20, "limit": limit // 2**20},
-            )
-        head = scan.read(16)
-        scan.seek(0)
-        if not any(head.startswith(signature) for signature in SCAN_SIGNATURES):
-            raise ValidationError(
-                _("This file is not a PDF, JPEG or PNG, whatever its name says. Attach the scanned form itself."),
-                code="file_type",
-            )
-        return scan
+        return document_check(scan, max_bytes=settings.CONSENT_SCAN_MAX_BYTES) if scan is not None else None

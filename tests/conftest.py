@@ -71,6 +71,33 @@ class PatientFactory(factory.django.DjangoModelFactory):
     birth_date = datetime.date(1961, 3, 12)
 
 
+def consultation_make(patient, *, state: str = "requested", urgency: str = "urgent", **fields):  # type: ignore[no-untyped-def]
+    """A consultation of the patient's hospital to its central hospital, put straight into `state`."""
+    from django.utils import timezone
+
+    from consultations.models import Consultation
+    from hospitals.models import Specialty
+
+    specialty, _ = Specialty.objects.get_or_create(
+        code="cardiology", defaults={"name_en": "Cardiology", "name_ru": "Кардиология"}
+    )
+    now = timezone.now()
+    return Consultation.objects.create(
+        patient=patient,
+        requesting_hospital=patient.hospital,
+        consulted_hospital=patient.hospital.central_hospital,
+        requested_by=fields.pop("requested_by", None) or StaffFactory(hospital=patient.hospital).user,
+        specialty=specialty,
+        urgency=urgency,
+        question="Chest pain for 3 hours, ST elevation?",
+        condition="BP 150/90, HR 96",
+        state=state,
+        requested_at=now,
+        deadline=fields.pop("deadline", now + timezone.timedelta(hours=24)),
+        **fields,
+    )
+
+
 @dataclass
 class Network:
     central: Hospital

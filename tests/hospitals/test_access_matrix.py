@@ -13,7 +13,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from hospitals.models import Hospital, Staff, User
-from tests.conftest import Network, PatientFactory, StaffFactory, verified_login
+from tests.conftest import Network, PatientFactory, StaffFactory, consultation_make, verified_login
 
 ROLES = ("anonymous", "clinician", "specialist", "hospital_admin", "platform_admin")
 LOGIN = 302  # anonymous users are sent to the sign-in page
@@ -64,6 +64,27 @@ MATRIX: dict[str, Route] = {
     "patients/new/": Route("/patients/new/", CLINICAL_ONLY),
     "patients/<int:pk>/": Route("/patients/{pk}/", PATIENT_OBJECT, obj="patient"),
     "patients/<int:pk>/edit/": Route("/patients/{pk}/edit/", PATIENT_OBJECT, obj="patient"),
+    "consultations/": Route("/consultations/", CLINICAL_ONLY),
+    "consultations/new/": Route("/consultations/new/", CLINICAL_ONLY),
+    "consultations/<int:pk>/": Route("/consultations/{pk}/", PATIENT_OBJECT, obj="consultation"),
+    "consultations/<int:pk>/messages/": Route(
+        "/consultations/{pk}/messages/",
+        {**PATIENT_OBJECT, "clinician": 302, "specialist": 302},
+        "POST",
+        "consultation",
+        {"body": "ECG attached tomorrow"},
+    ),
+    # An empty conclusion form: refused with reasons (400) to both sides that may reach the page.
+    "consultations/<int:pk>/conclusion/": Route(
+        "/consultations/{pk}/conclusion/",
+        {**PATIENT_OBJECT, "clinician": 400, "specialist": 400},
+        "POST",
+        "consultation",
+    ),
+    # "accept": the consulted specialist may (302); the requesting clinician is told it is not theirs (409).
+    "consultations/<int:pk>/<slug:move>/": Route(
+        "/consultations/{pk}/accept/", {**PATIENT_OBJECT, "clinician": 409, "specialist": 302}, "POST", "consultation"
+    ),
     "patients/<int:pk>/consent/": Route(
         "/patients/{pk}/consent/",
         {**PATIENT_OBJECT, "clinician": 302, "specialist": 302},
@@ -106,6 +127,11 @@ def _object_ids(kind: str | None, actor: User | None, network_a: Network, networ
     own_hospital = actor.staff.hospital if actor is not None and hasattr(actor, "staff") else network_a.regional
     if kind == "hospital":
         return {"own": own_hospital.pk, "other": network_b.regional.pk, "absent": 987654}
+    if kind == "consultation":
+        # The actor's side of a consultation: a request from Tula (clinician, admin) to Moscow (specialist).
+        own_request = consultation_make(PatientFactory(hospital=network_a.regional))
+        other_request = consultation_make(PatientFactory(hospital=network_b.regional))
+        return {"own": own_request.pk, "other": other_request.pk, "absent": 987654}
     if kind == "patient":
         own_patient = PatientFactory(hospital=own_hospital)
         return {"own": own_patient.pk, "other": PatientFactory(hospital=network_b.regional).pk, "absent": 987654}

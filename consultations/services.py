@@ -1,0 +1,193 @@
+"""The consultation workflow: request, accept, ask for more, decline, cancel, conclude. Only allowed moves."""
+
+from datetime import date
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from consultations import events
+from consultations.models import Conclusion, Consultation, Icd10Code, Message, ResponseDeadline, Transition
+from hospitals.models import Specialty, Staff, User
+from patients.models import Patient
+
+State = Consultation.State
+
+
+class ConsultationRefused(Exception):
+    """A move the workflow does not allow now; the message says why and what to do, in the user's language."""
+
+
+# The moves of the workflow: from which state, by which side, to which state. The requesting side is the
+# clinical staff of the requesting hospital; the consulting side a specialist of the consulted hospital
+# (once accepted, only the specialist who took it).
+REQUESTER, CONSULTANT = "requester", "consultant"
+MOVES: dict[tuple[str, str], tuple[str, str]] = {
+    (State.DRAFT, "request"): (REQUESTER, State.REQUESTED),
+    (State.DRAFT, "cancel"): (REQUESTER, State.CANCELLED),
+    (State.REQUESTED, "accept"): (CONSULTANT, State.ACCEPTED),
+    (State.REQUESTED, "decline"): (CONSULTANT, State.DECLINED),
+    (State.REQUESTED, "cancel"): (REQUESTER, State.CANCELLED),
+    (State.ACCEPTED, "ask-info"): (CONSULTANT, State.INFO_REQUESTED),
+    (State.ACCEPTED, "decline"): (CONSULTANT, State.DECLINED),
+    (State.ACCEPTED, "cancel"): (REQUESTER, State.CANCELLED),
+    (State.ACCEPTED, "conclude"): (CONSULTANT, State.CONCLUDED),  # only through conclusion_sign
+    (State.INFO_REQUESTED, "answer"): (REQUESTER, State.ACCEPTED),  # back to the specialist
+    (State.INFO_REQUESTED, "cancel"): (REQUESTER, State.CANCELLED),
+}
+BUTTONS = ("request", "accept", "decline", "ask-info", "answer", "cancel")
+
+
+def moves_for(consultation: Consultation, user: User) -> list[str]:
+    """The buttons this user may press on this consultation now."""
+    side = side_of(consultation, user)
+    return [
+        move
+        for move in BUTTONS
+        if (rule := MOVES.get((consultation.state, move))) is not None
+        and rule[0] == side
+        and not (side == CONSULTANT and consultation.assigned_to_id not in (None, user.pk))
+    ]
+
+
+def side_of(consultation: Consultation, user: User) -> str | None:
+    staff = Staff.objects.filter(user=user, deactivated_at__isnull=True).first()
+    if staff is None:
+        return None
+    if staff.hospital_id == consultation.requesting_hospital_id:
+        return REQUESTER
+    if staff.hospital_id == consultation.consulted_hospital_id and staff.role == Staff.Role.SPECIALIST:
+        return CONSULTANT
+    return None
+
+
+@transaction.atomic
+def consultation_create(
+    *,
+    patient: Patient,
+    by: User,
+    specialty: Specialty,
+    urgency: str,
+    question: str,
+    condition: str,
+    submit: bool = True,
+) -> Consultation:
+    """Start a request to the central hospital the patient's hospital refers to; submit it unless a draft."""
+    central = patient.hospital.central_hospital
+    if central is None:
+        raise ConsultationRefused(
+            _("Your hospital is not linked to a central hospital yet; ask the platform admin to link it.")
+        )
+    consultation = Consultation.objects.create(
+        patient=patient,
+        requesting_hospital=patient.hospital,
+        consulted_hospital=central,
+        requested_by=by,
+        specialty=specialty,
+        urgency=urgency,
+        question=question,
+        condition=condition,
+    )
+    if submit:
+        consultation_move(consultation=consultation, move="request", by=by)
+    return consultation
+
+
+@transaction.atomic
+def consultation_move(*, consultation: Consultation, move: str, by: User, note: str = "") -> Consultation:
+    """Make a move if the workflow and the user's side allow it now; record and announce it."""
+    # Lock the row: of two specialists accepting at once, the second sees the first one's answer.
+    current = Consultation.objects.select_for_update().get(pk=consultation.pk)
+    side = side_of(current, by)
+    rule = MOVES.get((current.state, move))
+    if rule is None:
+        raise ConsultationRefused(_refusal(current, move))
+    allowed_side, to = rule
+    if side != allowed_side or (side == CONSULTANT and current.assigned_to_id not in (None, by.pk)):
+        raise ConsultationRefused(_("This step belongs to the other side of the consultation."))
+    if to == State.REQUESTED and not _has_consent(current.patient):
+        raise ConsultationRefused(
+            _("Record the patient's consent to telemedicine and data sharing before requesting a consultation.")
+        )
+    if to == State.DECLINED and not note.strip():
+        raise ConsultationRefused(_("Say why the request is declined, so the clinician knows what to do next."))
+    if to == State.INFO_REQUESTED and not note.strip():
+        raise ConsultationRefused(_("Say what information you need."))
+
+    now = timezone.now()
+    previous = current.state
+    current.state = to
+    if to == State.REQUESTED:
+        current.requested_at = now
+        current.deadline = now + ResponseDeadline.for_urgency(current.urgency)
+    if to == State.ACCEPTED and previous == State.REQUESTED:
+        current.assigned_to = by
+    if to == State.DECLINED:
+        current.decline_reason = note.strip()
+    current.save()
+    Transition.objects.create(consultation=current, from_state=previous, to_state=to, by=by, note=note.strip())
+    transaction.on_commit(lambda: events.consultation_changed(current.pk), robust=True)
+    consultation.refresh_from_db()
+    return current
+
+
+def _refusal(consultation: Consultation, move: str) -> str:
+    if move == "accept" and consultation.assigned_to is not None:
+        return _("%(name)s has already accepted this request.") % {
+            "name": consultation.assigned_to.get_full_name() or consultation.assigned_to.username
+        }
+    return _("This step is not possible while the consultation is “%(state)s”.") % {
+        "state": consultation.get_state_display()
+    }
+
+
+def _has_consent(patient: Patient) -> bool:
+    latest = patient.consents.order_by("-recorded_at", "-pk").first()
+    return latest is not None and latest.is_valid
+
+
+@transaction.atomic
+def message_post(*, consultation: Consultation, by: User, body: str, attachment: object = None) -> Message:
+    if side_of(consultation, by) is None:
+        raise ConsultationRefused(_("Only the two sides of a consultation write in its thread."))
+    if consultation.state in (State.CANCELLED, State.DRAFT):
+        raise ConsultationRefused(_("This consultation is not open for messages."))
+    message = Message.objects.create(consultation=consultation, author=by, body=body, attachment=attachment or "")
+    transaction.on_commit(lambda: events.consultation_changed(consultation.pk), robust=True)
+    return message
+
+
+@transaction.atomic
+def conclusion_sign(
+    *,
+    consultation: Consultation,
+    by: User,
+    findings: str,
+    diagnosis: Icd10Code,
+    diagnosis_text: str,
+    recommendation: str,
+    plan: str,
+    follow_up: date | None,
+) -> Conclusion:
+    """Sign the conclusion (the caller has checked the second factor again). A concluded consultation takes
+    a correction as a new version; the earlier versions stay."""
+    current = Consultation.objects.select_for_update().get(pk=consultation.pk)
+    if current.assigned_to_id != by.pk or current.state not in (State.ACCEPTED, State.CONCLUDED):
+        raise ConsultationRefused(_("Only the specialist who accepted the request signs its conclusion."))
+    version = (current.conclusions.order_by("-version").values_list("version", flat=True).first() or 0) + 1
+    conclusion = Conclusion.objects.create(
+        consultation=current,
+        version=version,
+        findings=findings,
+        diagnosis=diagnosis,
+        diagnosis_text=diagnosis_text,
+        recommendation=recommendation,
+        plan=plan,
+        follow_up=follow_up,
+        signed_by=by,
+    )
+    if current.state == State.ACCEPTED:
+        consultation_move(consultation=current, move="conclude", by=by, note=f"conclusion v{version}")
+    else:
+        transaction.on_commit(lambda: events.consultation_changed(current.pk), robust=True)
+    return conclusion

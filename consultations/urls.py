@@ -1,0 +1,12 @@
+from django.urls import path
+
+from consultations import views
+
+urlpatterns = [
+    path("consultations/", views.consultation_list, name="consultation_list"),
+    path("consultations/new/", views.consultation_create, name="consultation_create"),
+    path("consultations/<int:pk>/", views.consultation_detail, name="consultation_detail"),
+    path("consultations/<int:pk>/messages/", views.message_post, name="consultation_message"),
+    path("consultations/<int:pk>/conclusion/", views.conclusion_sign, name="consultation_conclusion"),
+    path("consultations/<int:pk>/<slug:move>/", views.consultation_move, name="consultation_move"),
+]

@@ -1,0 +1,238 @@
+"""Consultation pages: the worklist, a request, the consultation with its thread and conclusion."""
+
+from collections.abc import Callable
+from typing import Any, cast
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_otp import match_token
+
+from consultations import selectors, services
+from consultations.forms import ConclusionForm, ConsultationRequestForm, MessageForm, MoveForm
+from consultations.models import Consultation
+from hospitals.audit import Action, Outcome, audit_record
+from hospitals.models import Staff, User
+from hospitals.scoping import patients_visible, request_scope
+from hospitals.views import forbidden
+from patients.models import Patient
+
+PAGE_SIZE = 25
+State = Consultation.State
+
+
+def _user(request: HttpRequest) -> User:
+    return cast(User, request.user)  # login_required stands before every view here
+
+
+def _access(request: HttpRequest, pk: int, action: str) -> Consultation:
+    try:
+        return selectors.access_consultation(request_scope(request), pk)
+    except Http404:
+        audit_record(
+            request=request,
+            action=action,
+            outcome=Outcome.NOT_FOUND,
+            object_type="consultations.consultation",
+            object_id=pk,
+        )
+        raise
+
+
+def _audit(request: HttpRequest, consultation: Consultation, action: str, **kwargs: Any) -> None:
+    audit_record(request=request, action=action, obj=consultation, patient_id=consultation.patient_id, **kwargs)
+
+
+@require_GET
+@login_required
+def consultation_list(request: HttpRequest) -> HttpResponse:
+    """Specialists: the worklist of their hospital. Clinicians: their hospital's requests."""
+    scope = request_scope(request)
+    if not scope.has_patients:
+        return forbidden(request, _("Consultations are for clinicians and specialists."))
+    patient_id = request.GET.get("patient", "")
+    if scope.role == Staff.Role.SPECIALIST and not patient_id:
+        rows = selectors.worklist(
+            scope=scope,
+            specialty=int(request.GET["specialty"]) if request.GET.get("specialty", "").isdigit() else None,
+            mine=request.GET.get("mine") == "1",
+            state=request.GET.get("state", "") if request.GET.get("state") in State.values else "",
+        )
+        template = "consultations/worklist.html"
+    else:
+        rows = (
+            selectors.requests_of_hospital(scope=scope)
+            if not patient_id
+            else selectors.consultations_visible(scope)
+            .filter(patient_id=int(patient_id) if patient_id.isdigit() else 0)
+            .order_by("-created_at")
+        )
+        template = "consultations/list.html"
+    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    audit_record(
+        request=request,
+        action=Action.LIST,
+        object_type="consultations.consultation",
+        patient_id=patient_id if patient_id.isdigit() else "",
+        detail=request.GET.urlencode(),
+    )
+    if request.htmx:  # type: ignore[attr-defined]
+        template = template.replace("consultations/", "consultations/_")
+    return render(request, template, {"page": page, "filters": request.GET})
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def consultation_create(request: HttpRequest) -> HttpResponse:
+    scope = request_scope(request)
+    if not scope.has_patients:
+        return forbidden(request, _("Consultations are requested by clinicians."))
+    own_patients = patients_visible(scope, Patient.objects.filter(hospital_id=scope.hospital_id or 0))
+    form = ConsultationRequestForm(
+        request.POST or None, patients=own_patients, initial={"patient": request.GET.get("patient")}
+    )
+    if request.method == "GET":
+        return render(request, "consultations/form.html", {"form": form})
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            with transaction.atomic():
+                consultation = services.consultation_create(
+                    patient=data["patient"],
+                    by=_user(request),
+                    specialty=data["specialty"],
+                    urgency=data["urgency"],
+                    question=data["question"],
+                    condition=data["condition"],
+                    submit="save_draft" not in request.POST,
+                )
+                _audit(request, consultation, Action.CREATE, detail=consultation.state)
+        except services.ConsultationRefused as refusal:
+            form.add_error(None, str(refusal))
+        else:
+            messages.success(
+                request,
+                _("The request is sent to %(hospital)s.") % {"hospital": consultation.consulted_hospital}
+                if consultation.state == State.REQUESTED
+                else _("The draft is saved."),
+            )
+            return redirect("consultation_detail", pk=consultation.pk)
+    audit_record(
+        request=request,
+        action=Action.CREATE,
+        outcome=Outcome.INVALID,
+        object_type="consultations.consultation",
+        patient_id=request.POST.get("patient", "")[:20],
+        detail=", ".join(form.errors) + " ".join(str(e) for e in form.non_field_errors()),
+    )
+    return render(request, "consultations/form.html", {"form": form}, status=400)
+
+
+@require_GET
+@login_required
+def consultation_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    consultation = _access(request, pk, Action.VIEW)
+    _audit(request, consultation, Action.VIEW)
+    return _detail(request, consultation)
+
+
+def _detail(request: HttpRequest, consultation: Consultation, status: int = 200, **forms: object) -> HttpResponse:
+    user = _user(request)
+    side = services.side_of(consultation, user)
+    context = {
+        "consultation": consultation,
+        "side": side,
+        "moves": services.moves_for(consultation, user),
+        "transitions": consultation.transitions.select_related("by"),
+        "thread": consultation.messages.select_related("author"),
+        "conclusions": consultation.conclusions.select_related("diagnosis", "signed_by"),
+        "can_sign": consultation.assigned_to_id == user.pk and consultation.state in (State.ACCEPTED, State.CONCLUDED),
+        "message_form": forms.get("message_form") or MessageForm(),
+        "conclusion_form": forms.get("conclusion_form") or ConclusionForm(),
+        "move_form": MoveForm(),
+    }
+    return render(request, "consultations/detail.html", context, status=status)
+
+
+@require_POST
+@login_required
+def consultation_move(request: HttpRequest, pk: int, move: str) -> HttpResponse:
+    consultation = _access(request, pk, Action.UPDATE)
+    if move not in services.BUTTONS:
+        raise Http404
+    form = MoveForm(request.POST)
+    note = form.cleaned_data["note"] if form.is_valid() else ""
+    return _change(
+        request,
+        consultation,
+        lambda: services.consultation_move(consultation=consultation, move=move, by=_user(request), note=note),
+        detail=f"{move} from {consultation.state}",
+    )
+
+
+def _change(
+    request: HttpRequest, consultation: Consultation, change: Callable[[], object], *, detail: str
+) -> HttpResponse:
+    """A change and its audit row in one transaction; a refusal is explained (409) and audited."""
+    try:
+        with transaction.atomic():
+            change()
+            _audit(request, consultation, Action.UPDATE, detail=detail)
+    except services.ConsultationRefused as refusal:
+        _audit(request, consultation, Action.UPDATE, outcome=Outcome.DENIED, detail=f"{detail}: {refusal}")
+        messages.error(request, str(refusal))
+        consultation.refresh_from_db()
+        return _detail(request, consultation, status=409)
+    return redirect("consultation_detail", pk=consultation.pk)
+
+
+@require_POST
+@login_required
+def message_post(request: HttpRequest, pk: int) -> HttpResponse:
+    consultation = _access(request, pk, Action.CREATE)
+    form = MessageForm(request.POST, request.FILES)
+    if not form.is_valid():
+        _audit(
+            request, consultation, Action.CREATE, outcome=Outcome.INVALID, detail="message: " + ", ".join(form.errors)
+        )
+        return _detail(request, consultation, status=400, message_form=form)
+    return _change(
+        request,
+        consultation,
+        lambda: services.message_post(
+            consultation=consultation,
+            by=_user(request),
+            **form.cleaned_data,
+        ),
+        detail="message",
+    )
+
+
+@require_POST
+@login_required
+def conclusion_sign(request: HttpRequest, pk: int) -> HttpResponse:
+    consultation = _access(request, pk, Action.CREATE)
+    form = ConclusionForm(request.POST)
+    if form.is_valid() and match_token(request.user, form.cleaned_data["token"]) is None:
+        form.add_error("token", _("That code is not right or has expired; the conclusion is not signed."))
+    if not form.is_valid():
+        _audit(
+            request,
+            consultation,
+            Action.CREATE,
+            outcome=Outcome.INVALID,
+            detail="conclusion: " + ", ".join(form.errors),
+        )
+        return _detail(request, consultation, status=400, conclusion_form=form)
+    data = {k: v for k, v in form.cleaned_data.items() if k != "token"}
+    return _change(
+        request,
+        consultation,
+        lambda: services.conclusion_sign(consultation=consultation, by=_user(request), **data),
+        detail="conclusion signed",
+    )
