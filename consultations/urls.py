@@ -8,5 +8,10 @@ urlpatterns = [
     path("consultations/<int:pk>/", views.consultation_detail, name="consultation_detail"),
     path("consultations/<int:pk>/messages/", views.message_post, name="consultation_message"),
     path("consultations/<int:pk>/conclusion/", views.conclusion_sign, name="consultation_conclusion"),
+    path(
+        "consultations/<int:pk>/conclusion/<int:version>.pdf",
+        views.conclusion_download,
+        name="consultation_conclusion_pdf",
+    ),
     path("consultations/<int:pk>/<slug:move>/", views.consultation_move, name="consultation_move"),
 ]

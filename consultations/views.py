@@ -16,6 +16,7 @@ from django_otp import match_token
 from consultations import selectors, services
 from consultations.forms import ConclusionForm, ConsultationRequestForm, MessageForm, MoveForm
 from consultations.models import Consultation
+from consultations.pdf import conclusion_pdf
 from hospitals.audit import Action, Outcome, audit_record
 from hospitals.models import Staff, User
 from hospitals.scoping import patients_visible, request_scope
@@ -236,3 +237,17 @@ def conclusion_sign(request: HttpRequest, pk: int) -> HttpResponse:
         lambda: services.conclusion_sign(consultation=consultation, by=_user(request), **data),
         detail="conclusion signed",
     )
+
+
+@require_GET
+@login_required
+def conclusion_download(request: HttpRequest, pk: int, version: int) -> HttpResponse:
+    consultation = _access(request, pk, Action.EXPORT)
+    conclusion = consultation.conclusions.select_related("diagnosis", "signed_by").filter(version=version).first()
+    if conclusion is None:
+        _audit(request, consultation, Action.EXPORT, outcome=Outcome.NOT_FOUND, detail=f"conclusion v{version}")
+        raise Http404
+    _audit(request, consultation, Action.EXPORT, detail=f"conclusion v{version} as PDF")
+    response = HttpResponse(conclusion_pdf(conclusion), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="conclusion-{consultation.pk}-v{version}.pdf"'
+    return response

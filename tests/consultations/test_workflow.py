@@ -330,3 +330,37 @@ def test_the_worklist_costs_the_same_queries_for_more_rows(
     for _ in range(20):
         consultation_make(PatientFactory(hospital=network_a.regional))
     assert count() == few
+
+
+def test_the_clinician_downloads_the_signed_conclusion_as_a_pdf_in_cyrillic(
+    tula_clinician: User, moscow_cardiologist: User, network_a: Network, login
+) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    from pypdf import PdfReader
+
+    from consultations.models import Icd10Code
+
+    patient = PatientFactory(hospital=network_a.regional, family_name="Ёлкина", given_name="Анна")
+    consultation = consultation_make(patient, state="accepted", assigned_to=moscow_cardiologist)
+    services.conclusion_sign(
+        consultation=consultation,
+        by=moscow_cardiologist,
+        findings="Подъём ST в II, III, aVF.",
+        diagnosis=Icd10Code.objects.get(code="I21.1"),
+        diagnosis_text="Острый нижний инфаркт миокарда",
+        recommendation="transfer",
+        plan="Перевод в центральную больницу сегодня.",
+        follow_up=None,
+    )
+    client = login(tula_clinician)
+    assert (
+        f"/consultations/{consultation.pk}/conclusion/1.pdf"
+        in client.get(f"/consultations/{consultation.pk}/").content.decode()
+    )
+    response = client.get(f"/consultations/{consultation.pk}/conclusion/1.pdf")
+    assert response.status_code == 200 and response["Content-Type"] == "application/pdf"
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(response.content)).pages)
+    assert "Ёлкина Анна" in text and "Острый нижний инфаркт миокарда" in text and "I21.1" in text
+    assert AuditEntry.objects.filter(action="export", patient_id=str(patient.pk)).count() == 1
+    assert client.get(f"/consultations/{consultation.pk}/conclusion/2.pdf").status_code == 404

@@ -12,7 +12,9 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from consultations.models import Conclusion, Consultation
 from hospitals.models import Hospital, Staff, User
+from patients.models import Patient
 from tests.conftest import Network, PatientFactory, StaffFactory, consultation_make, verified_login
 
 ROLES = ("anonymous", "clinician", "specialist", "hospital_admin", "platform_admin")
@@ -82,6 +84,9 @@ MATRIX: dict[str, Route] = {
         "consultation",
     ),
     # "accept": the consulted specialist may (302); the requesting clinician is told it is not theirs (409).
+    "consultations/<int:pk>/conclusion/<int:version>.pdf": Route(
+        "/consultations/{pk}/conclusion/1.pdf", PATIENT_OBJECT, obj="concluded"
+    ),
     "consultations/<int:pk>/<slug:move>/": Route(
         "/consultations/{pk}/accept/", {**PATIENT_OBJECT, "clinician": 409, "specialist": 302}, "POST", "consultation"
     ),
@@ -127,6 +132,10 @@ def _object_ids(kind: str | None, actor: User | None, network_a: Network, networ
     own_hospital = actor.staff.hospital if actor is not None and hasattr(actor, "staff") else network_a.regional
     if kind == "hospital":
         return {"own": own_hospital.pk, "other": network_b.regional.pk, "absent": 987654}
+    if kind == "concluded":
+        own_concluded = _concluded(PatientFactory(hospital=network_a.regional))
+        other_concluded = _concluded(PatientFactory(hospital=network_b.regional))
+        return {"own": own_concluded.pk, "other": other_concluded.pk, "absent": 987654}
     if kind == "consultation":
         # The actor's side of a consultation: a request from Tula (clinician, admin) to Moscow (specialist).
         own_request = consultation_make(PatientFactory(hospital=network_a.regional))
@@ -140,6 +149,22 @@ def _object_ids(kind: str | None, actor: User | None, network_a: Network, networ
         other = StaffFactory(hospital=network_b.regional, role=Staff.Role.CLINICIAN)
         return {"own": own.pk, "other": other.pk, "absent": 987654}
     return {}
+
+
+def _concluded(patient: Patient) -> Consultation:
+    specialist = StaffFactory(hospital=patient.hospital.central_hospital, role=Staff.Role.SPECIALIST).user
+    consultation = consultation_make(patient, state="concluded", assigned_to=specialist)
+    Conclusion.objects.create(
+        consultation=consultation,
+        version=1,
+        findings="ST elevation",
+        diagnosis_id="I21.1",
+        diagnosis_text="Inferior STEMI",
+        recommendation="transfer",
+        plan="Transfer today",
+        signed_by=specialist,
+    )
+    return consultation
 
 
 def _request(client: Client, route: Route, pk: int | None = None) -> tuple[int, str]:
