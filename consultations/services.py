@@ -1,14 +1,26 @@
 """The consultation workflow: request, accept, ask for more, decline, cancel, conclude. Only allowed moves."""
 
 from datetime import date
+from functools import partial
 
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from consultations import events
-from consultations.models import Conclusion, Consultation, Icd10Code, Message, ResponseDeadline, Transition
+from consultations.models import (
+    OPEN_STATES,
+    Conclusion,
+    Consultation,
+    Icd10Code,
+    Message,
+    ResponseDeadline,
+    Transition,
+)
 from hospitals.models import Specialty, Staff, User
+from hospitals.services import notify
 from patients.models import Patient
 
 State = Consultation.State
@@ -126,9 +138,47 @@ def consultation_move(*, consultation: Consultation, move: str, by: User, note: 
         current.decline_reason = note.strip()
     current.save()
     Transition.objects.create(consultation=current, from_state=previous, to_state=to, by=by, note=note.strip())
+    _notify_move(current, previous, to)
     transaction.on_commit(lambda: events.consultation_changed(current.pk), robust=True)
     consultation.refresh_from_db()
     return current
+
+
+NEW_REQUEST = {
+    "emergency": gettext_noop("New emergency consultation request #%(id)s"),
+    "urgent": gettext_noop("New urgent consultation request #%(id)s"),
+    "planned": gettext_noop("New planned consultation request #%(id)s"),
+}
+TO_REQUESTER = {
+    State.ACCEPTED: gettext_noop("Consultation #%(id)s was accepted"),
+    State.INFO_REQUESTED: gettext_noop("Consultation #%(id)s: more information requested"),
+    State.DECLINED: gettext_noop("Consultation #%(id)s was declined"),
+    State.CONCLUDED: gettext_noop("Consultation #%(id)s is concluded"),
+}
+
+
+def _notify_move(consultation: Consultation, previous: str, to: str) -> None:
+    params = {"id": consultation.pk}
+    url = reverse("consultation_detail", args=[consultation.pk])
+    if to == State.REQUESTED:
+        notify(users=_consultants(consultation), message=NEW_REQUEST[consultation.urgency], params=params, url=url)
+    elif to == State.ACCEPTED and previous == State.INFO_REQUESTED and consultation.assigned_to is not None:
+        message = gettext_noop("Consultation #%(id)s: the information you asked for has arrived")
+        notify(users=[consultation.assigned_to], message=message, params=params, url=url)
+    elif to in TO_REQUESTER:
+        notify(users=[consultation.requested_by], message=TO_REQUESTER[State(to)], params=params, url=url)
+    elif to == State.CANCELLED and consultation.assigned_to is not None:
+        message = gettext_noop("Consultation #%(id)s was cancelled")
+        notify(users=[consultation.assigned_to], message=message, params=params, url=url)
+
+
+def _consultants(consultation: Consultation) -> list[User]:
+    """The specialists of the consulted hospital in the requested specialty, or all of them if none is."""
+    specialists = Staff.objects.filter(
+        hospital=consultation.consulted_hospital, role=Staff.Role.SPECIALIST, deactivated_at__isnull=True
+    ).select_related("user")
+    matching = [s.user for s in specialists.filter(specialties=consultation.specialty)]
+    return matching or [s.user for s in specialists]
 
 
 def _refusal(consultation: Consultation, move: str) -> str:
@@ -153,6 +203,19 @@ def message_post(*, consultation: Consultation, by: User, body: str, attachment:
     if consultation.state in (State.CANCELLED, State.DRAFT):
         raise ConsultationRefused(_("This consultation is not open for messages."))
     message = Message.objects.create(consultation=consultation, author=by, body=body, attachment=attachment or "")
+    other_side = (
+        [consultation.requested_by]
+        if side_of(consultation, by) == CONSULTANT
+        else [consultation.assigned_to]
+        if consultation.assigned_to
+        else _consultants(consultation)
+    )
+    notify(
+        users=other_side,
+        message=gettext_noop("New message in consultation #%(id)s"),
+        params={"id": consultation.pk},
+        url=reverse("consultation_detail", args=[consultation.pk]),
+    )
     transaction.on_commit(lambda: events.consultation_changed(consultation.pk), robust=True)
     return message
 
@@ -189,5 +252,44 @@ def conclusion_sign(
     if current.state == State.ACCEPTED:
         consultation_move(consultation=current, move="conclude", by=by, note=f"conclusion v{version}")
     else:
+        notify(
+            users=[current.requested_by],
+            message=gettext_noop("A correction of the conclusion of consultation #%(id)s was signed"),
+            params={"id": current.pk},
+            url=reverse("consultation_detail", args=[current.pk]),
+        )
         transaction.on_commit(lambda: events.consultation_changed(current.pk), robust=True)
     return conclusion
+
+
+def consultations_mark_overdue() -> int:
+    """Mark open requests past their deadline (once each) and tell the consulted hospital's admins and the
+    specialist who holds it. Run every minute by Celery beat. Returns how many were marked."""
+    now = timezone.now()
+    marked = 0
+    due = Consultation.objects.filter(state__in=OPEN_STATES, deadline__lt=now, overdue_at__isnull=True)
+    for pk in due.values_list("pk", flat=True)[:500]:
+        with transaction.atomic():
+            consultation = Consultation.objects.select_for_update().get(pk=pk)
+            if consultation.overdue_at is not None:
+                continue  # another beat got there first
+            consultation.overdue_at = now
+            consultation.save(update_fields=["overdue_at", "updated_at"])
+            admins = [
+                s.user
+                for s in Staff.objects.filter(
+                    hospital=consultation.consulted_hospital,
+                    role=Staff.Role.HOSPITAL_ADMIN,
+                    deactivated_at__isnull=True,
+                ).select_related("user")
+            ]
+            holder = [consultation.assigned_to] if consultation.assigned_to else _consultants(consultation)
+            notify(
+                users=admins + holder,
+                message=gettext_noop("Consultation #%(id)s is overdue"),
+                params={"id": consultation.pk},
+                url=reverse("consultation_detail", args=[consultation.pk]),
+            )
+            transaction.on_commit(partial(events.consultation_changed, consultation.pk), robust=True)
+        marked += 1
+    return marked

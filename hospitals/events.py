@@ -17,3 +17,16 @@ def session_ended(user_id: int) -> None:
     layer = get_channel_layer()
     if layer is not None:
         async_to_sync(layer.group_send)(user_group(user_id), {"type": "session.end"})
+
+
+def notifications_changed(user_ids: set[int]) -> None:
+    """Tell each user's open pages their new unread count."""
+    from hospitals.models import Notification
+
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    for user_id in user_ids:
+        unread = Notification.objects.filter(user_id=user_id, read_at__isnull=True).count()
+        payload = {"kind": "notification", "unread": unread}
+        async_to_sync(layer.group_send)(user_group(user_id), {"type": "notify", "payload": payload})

@@ -1,6 +1,7 @@
 """Writes to hospitals and staff: the use cases behind the staff pages."""
 
 import secrets
+from collections.abc import Mapping
 
 from django.db import transaction
 from django.db.models import F
@@ -9,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from hospitals import events
-from hospitals.models import Department, Hospital, Specialty, Staff, User
+from hospitals.models import Department, Hospital, Notification, Specialty, Staff, User
 
 
 class StaffChangeRefused(Exception):
@@ -128,3 +129,17 @@ def second_factor_confirm(*, device: TOTPDevice) -> TOTPDevice:
     device.confirmed = True
     device.save(update_fields=["confirmed"])
     return device
+
+
+def notify(*, users: list[User], message: str, params: Mapping[str, object], url: str = "") -> None:
+    """Tell people something: a row each (inside the caller's transaction), then a live push after commit.
+    `message` is a source text marked with gettext_noop; it is translated when shown."""
+    recipients = {user.pk for user in users}
+    Notification.objects.bulk_create(
+        Notification(user_id=pk, message=message, params=dict(params), url=url) for pk in recipients
+    )
+    transaction.on_commit(lambda: events.notifications_changed(recipients), robust=True)
+
+
+def notifications_read(*, user: User) -> int:
+    return Notification.objects.filter(user=user, read_at__isnull=True).update(read_at=timezone.now())

@@ -25,4 +25,6 @@ urlpatterns = [
     path("staff/<int:pk>/activate/", views.staff_activate, name="staff_activate"),
     path("staff/<int:pk>/reset-second-factor/", views.staff_second_factor_reset, name="staff_second_factor_reset"),
     path("audit/", views.audit_list, name="audit_list"),
+    path("notifications/", views.notification_list, name="notification_list"),
+    path("notifications/read/", views.notifications_read, name="notifications_read"),
 ]

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from hospitals import scoping, services
 from hospitals.audit import Action, Outcome, audit_record
 from hospitals.forms import AuditFilterForm, StaffCreateForm, StaffSearchForm, StaffUpdateForm
-from hospitals.models import Hospital, Staff
+from hospitals.models import Hospital, Notification, Staff
 
 PAGE_SIZE = 50
 
@@ -265,6 +265,20 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(entries, PAGE_SIZE).get_page(request.GET.get("page"))
     template = "audit/_table.html" if request.htmx else "audit/list.html"  # type: ignore[attr-defined]
     return render(request, template, {"form": form, "page": page})
+
+
+@require_GET
+@login_required
+def notification_list(request: HttpRequest) -> HttpResponse:
+    notifications = Notification.objects.filter(user_id=request.user.pk)[:100]
+    return render(request, "hospitals/notifications.html", {"notifications": notifications})
+
+
+@require_POST
+@login_required
+def notifications_read(request: HttpRequest) -> HttpResponse:
+    services.notifications_read(user=request.user)  # type: ignore[arg-type]
+    return redirect("notification_list")
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:

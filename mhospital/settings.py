@@ -160,6 +160,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 WORKER_HEARTBEAT_SECONDS = env.int("WORKER_HEARTBEAT_SECONDS", default=10)
+CELERY_BEAT_SCHEDULE = {
+    "consultations-mark-overdue": {"task": "consultations.tasks.consultations_mark_overdue", "schedule": 60.0},
+}
 
 # Accounts and sign-in.
 AUTH_USER_MODEL = "hospitals.User"

@@ -14,6 +14,13 @@
     };
     socket.onmessage = function (message) {
       var event = JSON.parse(message.data);
+      if (event.kind === "notification") {
+        var badge = document.getElementById("unread-count");
+        if (badge) {
+          badge.textContent = event.unread;
+          badge.classList.toggle("bad", event.unread > 0);
+        }
+      }
       if (event.kind) {
         document.body.dispatchEvent(new CustomEvent("mh:" + event.kind, { detail: event }));
       }

@@ -46,7 +46,9 @@ async def test_a_new_request_reaches_the_worklist_of_the_consulted_hospital_only
 
     pk = await sync_to_async(_request)(moscow)
 
-    assert await moscow_socket.receive_json_from(timeout=3) == {"kind": "consultation", "id": pk, "state": "requested"}
+    received = [await moscow_socket.receive_json_from(timeout=3) for _ in range(2)]
+    assert {"kind": "consultation", "id": pk, "state": "requested"} in received
+    assert {"kind": "notification", "unread": 1} in received  # the specialist's bell, on the same socket
     assert await kazan_socket.receive_nothing(timeout=0.5)
     await moscow_socket.disconnect()
     await kazan_socket.disconnect()

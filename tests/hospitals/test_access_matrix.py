@@ -61,6 +61,8 @@ MATRIX: dict[str, Route] = {
     "staff/<int:pk>/activate/": Route("/staff/{pk}/activate/", STAFF_ACTION, "POST", "staff"),
     "staff/<int:pk>/reset-second-factor/": Route("/staff/{pk}/reset-second-factor/", STAFF_ACTION, "POST", "staff"),
     "audit/": Route("/audit/", ADMINS_ONLY),
+    "notifications/": Route("/notifications/", _everyone(200)),  # one's own, whoever one is
+    "notifications/read/": Route("/notifications/read/", _everyone(302), "POST"),
     # Patients: their hospital's clinicians and specialists; admins manage people, not patients.
     "patients/": Route("/patients/", CLINICAL_ONLY),
     "patients/new/": Route("/patients/new/", CLINICAL_ONLY),
