@@ -2,7 +2,7 @@
 
 from collections.abc import Callable
 from datetime import datetime, time
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from hospitals import scoping, services
 from hospitals.audit import Action, Outcome, audit_record
 from hospitals.forms import AuditFilterForm, StaffCreateForm, StaffSearchForm, StaffUpdateForm
-from hospitals.models import Hospital, Notification, Staff
+from hospitals.models import Hospital, Notification, Staff, User
 
 PAGE_SIZE = 50
 
@@ -270,7 +270,7 @@ def audit_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 @login_required
 def notification_list(request: HttpRequest) -> HttpResponse:
-    notifications = Notification.objects.filter(user_id=request.user.pk)[:100]
+    notifications = Notification.objects.filter(user=cast(User, request.user))[:100]
     return render(request, "hospitals/notifications.html", {"notifications": notifications})
 
 
