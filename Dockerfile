@@ -15,4 +15,4 @@ RUN DJANGO_ENV=production SECRET_KEY=build-only ALLOWED_HOSTS=build python manag
 RUN useradd --system --uid 1000 mhospital && mkdir -p /var/lib/mhospital && chown mhospital /var/lib/mhospital
 USER mhospital
 EXPOSE 8000
-CMD ["uvicorn", "mhospital.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers"]
+CMD ["uvicorn", "mhospital.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers", "--ws", "websockets-sansio"]

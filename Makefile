@@ -25,7 +25,7 @@ run: $(VENV)/.installed
 	@echo "M-Hospital: http://$(HOST):$(PORT)/  (Ctrl-C stops the server and the worker)"
 	@trap 'kill 0' INT TERM EXIT; \
 	$(VENV)/bin/celery -A mhospital worker --beat --concurrency 2 --loglevel INFO --quiet & \
-	$(VENV)/bin/uvicorn mhospital.asgi:application --host $(HOST) --port $(PORT) --proxy-headers
+	$(VENV)/bin/uvicorn mhospital.asgi:application --host $(HOST) --port $(PORT) --proxy-headers --ws websockets-sansio
 
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
