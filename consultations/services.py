@@ -19,6 +19,7 @@ from consultations.models import (
     ResponseDeadline,
     Transition,
 )
+from hospitals.errors import Refused
 from hospitals.models import Specialty, Staff, User
 from hospitals.services import notify
 from patients.models import Patient
@@ -26,8 +27,10 @@ from patients.models import Patient
 State = Consultation.State
 
 
-class ConsultationRefused(Exception):
+class ConsultationRefused(Refused):
     """A move the workflow does not allow now; the message says why and what to do, in the user's language."""
+
+    code = "consultation_refused"
 
 
 # The moves of the workflow: from which state, by which side, to which state. The requesting side is the
@@ -230,7 +233,7 @@ def conclusion_sign(
     diagnosis_text: str,
     recommendation: str,
     plan: str,
-    follow_up: date | None,
+    follow_up: date | None = None,
 ) -> Conclusion:
     """Sign the conclusion (the caller has checked the second factor again). A concluded consultation takes
     a correction as a new version; the earlier versions stay."""

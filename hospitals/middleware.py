@@ -119,6 +119,8 @@ class AccountGateMiddleware:
         match = request.resolver_match
         if not user.is_authenticated or match is None or match.view_name in _GATE_EXEMPT:
             return None
+        if match.route.startswith("api/"):
+            return None  # the API answers for itself, in JSON (hospitals.api_rules.SignedInWithSecondFactor)
         if not user.is_verified() and request_scope(request).needs_second_factor:
             has_device = user.totpdevice_set.filter(confirmed=True).exists()
             target = "accounts:otp_verify" if has_device else "accounts:otp_setup"

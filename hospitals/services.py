@@ -10,11 +10,14 @@ from django.utils.translation import gettext_lazy as _
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from hospitals import events
+from hospitals.errors import Refused
 from hospitals.models import Department, Hospital, Notification, Specialty, Staff, User
 
 
-class StaffChangeRefused(Exception):
+class StaffChangeRefused(Refused):
     """A change an admin may not make; the message says why, in the user's language."""
+
+    code = "staff_change_refused"
 
 
 def _sessions_end(user: User) -> None:

@@ -53,6 +53,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "rest_framework",
+    "knox",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_htmx",
     "django_otp",
     "django_otp.plugins.otp_totp",
@@ -250,8 +253,26 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = not PRODUCTION
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",  # the browser
+        "knox.auth.TokenAuthentication",  # integrations: "Authorization: Token <key>"
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["hospitals.api_rules.SignedInWithSecondFactor"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 25,
+    "EXCEPTION_HANDLER": "hospitals.api_rules.exception_handler",
+}
+REST_KNOX = {"TOKEN_TTL": timedelta(days=env.int("API_TOKEN_DAYS", default=90)), "AUTO_REFRESH": False}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "M-Hospital API",
+    "DESCRIPTION": "Patients, consultations, messages and conclusions, scoped to the caller's hospital.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["hospitals.api_rules.SignedInWithSecondFactor"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LOGGING = {

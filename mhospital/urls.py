@@ -14,6 +14,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("healthz", healthz, name="healthz"),
+    path("api/", include("mhospital.api_urls")),
     path("", include("hospitals.urls")),
     path("", include("patients.urls")),
     path("", include("consultations.urls")),

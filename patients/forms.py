@@ -5,7 +5,7 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -14,6 +14,7 @@ from hospitals.forms import validate_person_name, validate_plain_text
 from hospitals.models import Hospital
 from hospitals.uploads import document_check
 from patients.models import Patient
+from patients.selectors import patient_likely_duplicates
 from patients.validators import snils_digits, validate_snils
 
 OLDEST_AGE_YEARS = 130
@@ -70,6 +71,31 @@ class PatientForm(forms.ModelForm):
         if today.year - born.year > OLDEST_AGE_YEARS:
             raise ValidationError(_("The birth date is more than 130 years ago: check the year."), code="too_old")
         return born
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        self.duplicates: list[Patient] = []
+        if self.instance.pk is None and not self.errors and not cleaned.get("confirm_not_duplicate"):
+            self.duplicates = list(
+                patient_likely_duplicates(
+                    hospital_id=self.hospital.pk,
+                    snils=cleaned.get("snils", ""),
+                    family_name=cleaned.get("family_name", ""),
+                    given_name=cleaned.get("given_name", ""),
+                    patronymic=cleaned.get("patronymic", ""),
+                    birth_date=cleaned.get("birth_date"),
+                )
+            )
+            if self.duplicates:
+                raise ValidationError(
+                    _("This patient may already be registered: same SNILS, or same full name and birth date."),
+                    code="likely_duplicate",
+                )
+        return cleaned
+
+    @property
+    def is_likely_duplicate(self) -> bool:
+        return self.has_error(NON_FIELD_ERRORS, "likely_duplicate")
 
     def clean_record_number(self) -> str:
         number: str = self.cleaned_data["record_number"].strip()

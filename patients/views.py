@@ -60,7 +60,11 @@ def patient_create(request: HttpRequest) -> HttpResponse:
     form = PatientForm(request.POST or None, hospital=hospital)
     if request.method == "GET":
         return render(request, "patients/form.html", {"form": form})
-    if not form.is_valid():
+    valid = form.is_valid()
+    if not valid and form.is_likely_duplicate:
+        # Shown before anything is saved: the clinician opens the existing record or confirms a new person.
+        return render(request, "patients/form.html", {"form": form, "duplicates": form.duplicates}, status=409)
+    if not valid:
         audit_record(
             request=request,
             action=Action.CREATE,
@@ -70,17 +74,6 @@ def patient_create(request: HttpRequest) -> HttpResponse:
         )
         return render(request, "patients/form.html", {"form": form}, status=400)
     data: dict[str, Any] = form.cleaned_data
-    duplicates = selectors.patient_likely_duplicates(
-        hospital_id=hospital.pk,
-        snils=data["snils"],
-        family_name=data["family_name"],
-        given_name=data["given_name"],
-        patronymic=data["patronymic"],
-        birth_date=data["birth_date"],
-    )
-    if duplicates and not data["confirm_not_duplicate"]:
-        # Shown before anything is saved: the clinician opens the existing record or confirms a new person.
-        return render(request, "patients/form.html", {"form": form, "duplicates": duplicates}, status=409)
     with transaction.atomic():
         patient = services.patient_create(hospital=hospital, by=request.user, **data)  # type: ignore[arg-type]
         audit_record(request=request, action=Action.CREATE, obj=patient, patient_id=patient.pk)

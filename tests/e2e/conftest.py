@@ -59,7 +59,9 @@ def asgi_server(transactional_db):  # type: ignore[no-untyped-def]
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = uvicorn.Server(
-        uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="websockets-sansio")
+        uvicorn.Config(
+            application, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="websockets-sansio"
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -42,6 +42,9 @@ STAFF_ACTION = {**STAFF_OBJECT, "hospital_admin": 302, "platform_admin": 302}
 CLINICAL_ONLY = {"anonymous": LOGIN, "clinician": 200, "specialist": 200, "hospital_admin": 403, "platform_admin": 403}
 PATIENT_OBJECT = {"anonymous": LOGIN, "clinician": 200, "specialist": 200, "hospital_admin": 404, "platform_admin": 404}
 
+API_EVERYONE = _everyone(200, anonymous=403)
+API_OBJECT = {**PATIENT_OBJECT, "anonymous": 403}
+
 MATRIX: dict[str, Route] = {
     "": Route("/", _everyone(200)),
     "healthz": Route("/healthz", _everyone((200, 503), anonymous=(200, 503))),
@@ -99,6 +102,29 @@ MATRIX: dict[str, Route] = {
         "patient",
         {"telemedicine": "on", "data_sharing": "on"},
     ),
+    # The API: JSON, 403 without credentials; the same scoping as the pages (admins see empty lists).
+    "api/v1/^patients/$": Route("/api/v1/patients/", API_EVERYONE),
+    "api/v1/^patients/(?P<pk>[^/.]+)/$": Route("/api/v1/patients/{pk}/", API_OBJECT, obj="patient"),
+    "api/v1/^consultations/$": Route("/api/v1/consultations/", API_EVERYONE),
+    "api/v1/^consultations/(?P<pk>[^/.]+)/$": Route("/api/v1/consultations/{pk}/", API_OBJECT, obj="consultation"),
+    "api/v1/^consultations/(?P<pk>[^/.]+)/messages/$": Route(
+        "/api/v1/consultations/{pk}/messages/", API_OBJECT, obj="consultation"
+    ),
+    "api/v1/^consultations/(?P<pk>[^/.]+)/conclusions/$": Route(
+        "/api/v1/consultations/{pk}/conclusions/", API_OBJECT, obj="concluded"
+    ),
+    "api/v1/^consultations/(?P<pk>[^/.]+)/moves/$": Route(
+        "/api/v1/consultations/{pk}/moves/",
+        {**API_OBJECT, "clinician": 409, "specialist": 200},
+        "POST",
+        "consultation",
+        {"move": "accept"},
+    ),
+    "api/v1/tokens/": Route("/api/v1/tokens/", API_EVERYONE, "POST"),
+    # Revoking takes the token itself as credentials: a browser session is not enough.
+    "api/v1/tokens/revoke/": Route("/api/v1/tokens/revoke/", _everyone(401, anonymous=401), "POST"),
+    "api/schema/": Route("/api/schema/", API_EVERYONE),
+    "api/docs/": Route("/api/docs/", API_EVERYONE),
     # Django admin: platform admins only; everyone else goes to the one sign-in page.
     "admin/login/": Route("/admin/login/", _everyone(302, anonymous=302)),
     "admin/": Route("/admin/", {**_everyone(302), "platform_admin": 200}),
@@ -199,7 +225,7 @@ def test_access(name: str, role: str, actors: dict[str, User | None], network_a:
     other_status, other_body = _request(client(), route, ids["other"])
     absent_status, absent_body = _request(client(), route, ids["absent"])
     assert own_status == expected
-    assert absent_status in (404, LOGIN)
+    assert absent_status in (404, LOGIN, 403)
     if role == "platform_admin":
         assert other_status == own_status  # platform admins see every hospital
     else:
