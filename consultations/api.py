@@ -3,6 +3,7 @@
 from typing import Any, cast
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 from django_otp import match_token
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, viewsets
@@ -145,7 +146,7 @@ class ConsultationViewSet(
             .first()
         )
         if patient is None:
-            raise ValidationError({"patient": ["No patient of your hospital has this id."]})
+            raise ValidationError({"patient": [_("No patient of your hospital has this id.")]})
         with transaction.atomic():
             consultation = services.consultation_create(
                 patient=patient,
@@ -201,7 +202,7 @@ class ConsultationViewSet(
         incoming.is_valid(raise_exception=True)
         data = dict(incoming.validated_data)
         if match_token(request.user, data.pop("code")) is None:
-            raise ValidationError({"code": ["That code is not right or has expired; nothing was signed."]})
+            raise ValidationError({"code": [_("That code is not right or has expired; nothing was signed.")]})
         with transaction.atomic():
             conclusion = services.conclusion_sign(consultation=consultation, by=self._user(), **data)
             self._audit(consultation, Action.CREATE, detail=f"conclusion v{conclusion.version} signed")

@@ -9,6 +9,11 @@ urlpatterns = [
     path("consultations/<int:pk>/messages/", views.message_post, name="consultation_message"),
     path("consultations/<int:pk>/conclusion/", views.conclusion_sign, name="consultation_conclusion"),
     path(
+        "consultations/<int:pk>/messages/<int:message_id>/attachment/",
+        views.message_attachment,
+        name="consultation_attachment",
+    ),
+    path(
         "consultations/<int:pk>/conclusion/<int:version>.pdf",
         views.conclusion_download,
         name="consultation_conclusion_pdf",

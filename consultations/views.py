@@ -1,13 +1,14 @@
 """Consultation pages: the worklist, a request, the consultation with its thread and conclusion."""
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, cast
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -251,3 +252,16 @@ def conclusion_download(request: HttpRequest, pk: int, version: int) -> HttpResp
     response = HttpResponse(conclusion_pdf(conclusion), content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="conclusion-{consultation.pk}-v{version}.pdf"'
     return response
+
+
+@require_GET
+@login_required
+def message_attachment(request: HttpRequest, pk: int, message_id: int) -> FileResponse:
+    """An attachment of the thread, to the two sides only (media files are never served publicly)."""
+    consultation = _access(request, pk, Action.VIEW)
+    message = consultation.messages.filter(pk=message_id).exclude(attachment="").first()
+    if message is None:
+        _audit(request, consultation, Action.VIEW, outcome=Outcome.NOT_FOUND, detail=f"attachment {message_id}")
+        raise Http404
+    _audit(request, consultation, Action.EXPORT, detail=f"attachment of message {message_id}")
+    return FileResponse(message.attachment.open("rb"), as_attachment=True, filename=Path(message.attachment.name).name)

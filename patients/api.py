@@ -4,6 +4,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
+from django.utils.translation import gettext as _
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
@@ -80,7 +81,7 @@ class PatientViewSet(
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         staff = request_membership(request._request)
         if staff is None or not request_scope(request._request).has_patients:
-            raise ValidationError({"hospital": "Patients are registered by clinicians and specialists."})
+            raise ValidationError({"hospital": _("Patients are registered by clinicians and specialists.")})
         form = PatientForm(request.data, hospital=staff.hospital)
         return self._save(
             request,
@@ -92,7 +93,7 @@ class PatientViewSet(
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         patient = self.get_object()
         if patient.hospital_id != request_scope(request._request).hospital_id:
-            raise ValidationError({"hospital": "Only the patient's home hospital corrects their record."})
+            raise ValidationError({"hospital": _("Only the patient's home hospital corrects their record.")})
         form = PatientForm({**request.data, "confirm_not_duplicate": True}, instance=patient, hospital=patient.hospital)
         return self._save(request, form, lambda data: services.patient_update(patient=patient, **data), created=False)
 
@@ -105,7 +106,7 @@ class PatientViewSet(
                     "code": "likely_duplicate",
                     "detail": str(form.non_field_errors()[0]),
                     "duplicates": [p.pk for p in form.duplicates],
-                    "hint": "Send confirm_not_duplicate=true if this is a different person.",
+                    "hint": _("Send confirm_not_duplicate=true if this is a different person."),
                 },
                 status=409,
             )

@@ -8,4 +8,5 @@ urlpatterns = [
     path("patients/<int:pk>/", views.patient_detail, name="patient_detail"),
     path("patients/<int:pk>/edit/", views.patient_edit, name="patient_edit"),
     path("patients/<int:pk>/consent/", views.consent_record, name="consent_record"),
+    path("patients/<int:pk>/consent/<int:consent_id>/scan/", views.consent_scan, name="consent_scan"),
 ]

@@ -1,12 +1,13 @@
 """Patient pages: search, register (with a duplicate check), the patient page, corrections, consent."""
 
+from pathlib import Path
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -151,3 +152,23 @@ def consent_record(request: HttpRequest, pk: int) -> HttpResponse:
         audit_record(request=request, action=Action.CREATE, obj=consent, patient_id=patient.pk)
     messages.success(request, _("Consent recorded."))
     return redirect("patient_detail", pk=patient.pk)
+
+
+@require_GET
+@login_required
+def consent_scan(request: HttpRequest, pk: int, consent_id: int) -> FileResponse:
+    """The signed consent form, to those who may see the patient (media files are never served publicly)."""
+    patient = _access(request, pk, Action.VIEW)
+    consent = patient.consents.filter(pk=consent_id).exclude(form_scan="").first()
+    if consent is None:
+        audit_record(
+            request=request,
+            action=Action.VIEW,
+            outcome=Outcome.NOT_FOUND,
+            object_type="patients.consent",
+            object_id=consent_id,
+            patient_id=patient.pk,
+        )
+        raise Http404
+    audit_record(request=request, action=Action.EXPORT, obj=consent, patient_id=patient.pk)
+    return FileResponse(consent.form_scan.open("rb"), as_attachment=True, filename=Path(consent.form_scan.name).name)

@@ -110,6 +110,12 @@ def english(settings):  # type: ignore[no-untyped-def]
     settings.LANGUAGE_CODE = "en"
 
 
+@pytest.fixture(autouse=True)
+def media_in_tmp(settings, tmp_path):  # type: ignore[no-untyped-def]
+    """Uploaded files of a test land in its own folder, never in the developer's media."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
 @pytest.fixture
 def network_a(db) -> Network:  # type: ignore[no-untyped-def]
     moscow = HospitalFactory(name="Central Clinical Hospital No. 1, Moscow", kind=Hospital.Kind.CENTRAL)

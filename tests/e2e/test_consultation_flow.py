@@ -7,6 +7,7 @@ import pytest
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from consultations.reference import reference_data_load
 from hospitals.demo import DEMO_PASSWORD, demo_load
 
 pytestmark = [pytest.mark.browser]
@@ -34,6 +35,7 @@ def test_an_urgent_consultation_from_tula_to_moscow_and_back(browser, asgi_serve
     from pypdf import PdfReader
 
     demo_load()
+    reference_data_load()  # earlier tests of the run may have emptied the tables
     tula = browser.new_context(locale="en-GB").new_page()
     moscow = browser.new_context(locale="en-GB").new_page()
     for page in (tula, moscow):

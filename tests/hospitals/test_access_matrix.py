@@ -9,12 +9,13 @@ import re
 from dataclasses import dataclass, field
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from consultations.models import Conclusion, Consultation
+from consultations.models import Conclusion, Consultation, Message
 from hospitals.models import Hospital, Staff, User
-from patients.models import Patient
+from patients.models import Consent, Patient
 from tests.conftest import Network, PatientFactory, StaffFactory, consultation_make, verified_login
 
 ROLES = ("anonymous", "clinician", "specialist", "hospital_admin", "platform_admin")
@@ -92,6 +93,12 @@ MATRIX: dict[str, Route] = {
     "consultations/<int:pk>/conclusion/<int:version>.pdf": Route(
         "/consultations/{pk}/conclusion/1.pdf", PATIENT_OBJECT, obj="concluded"
     ),
+    "consultations/<int:pk>/messages/<int:message_id>/attachment/": Route(
+        "/consultations/{pk}/messages/{sub}/attachment/", PATIENT_OBJECT, obj="attachment"
+    ),
+    "patients/<int:pk>/consent/<int:consent_id>/scan/": Route(
+        "/patients/{pk}/consent/{sub}/scan/", PATIENT_OBJECT, obj="consent_scan"
+    ),
     "consultations/<int:pk>/<slug:move>/": Route(
         "/consultations/{pk}/accept/", {**PATIENT_OBJECT, "clinician": 409, "specialist": 302}, "POST", "consultation"
     ),
@@ -160,6 +167,22 @@ def _object_ids(kind: str | None, actor: User | None, network_a: Network, networ
     own_hospital = actor.staff.hospital if actor is not None and hasattr(actor, "staff") else network_a.regional
     if kind == "hospital":
         return {"own": own_hospital.pk, "other": network_b.regional.pk, "absent": 987654}
+    if kind == "attachment":
+        own_message = _with_attachment(consultation_make(PatientFactory(hospital=network_a.regional)))
+        other_message = _with_attachment(consultation_make(PatientFactory(hospital=network_b.regional)))
+        return {
+            "own": (own_message.consultation_id, own_message.pk),
+            "other": (other_message.consultation_id, other_message.pk),
+            "absent": (987654, 987654),
+        }
+    if kind == "consent_scan":
+        own_consent = _with_scan(PatientFactory(hospital=own_hospital))
+        other_consent = _with_scan(PatientFactory(hospital=network_b.regional))
+        return {
+            "own": (own_consent.patient_id, own_consent.pk),
+            "other": (other_consent.patient_id, other_consent.pk),
+            "absent": (987654, 987654),
+        }
     if kind == "concluded":
         own_concluded = _concluded(PatientFactory(hospital=network_a.regional))
         other_concluded = _concluded(PatientFactory(hospital=network_b.regional))
@@ -179,6 +202,25 @@ def _object_ids(kind: str | None, actor: User | None, network_a: Network, networ
     return {}
 
 
+def _with_attachment(consultation: Consultation) -> Message:
+    return Message.objects.create(
+        consultation=consultation,
+        author=consultation.requested_by,
+        body="ECG",
+        attachment=SimpleUploadedFile("ecg.pdf", b"%PDF-1.7 ecg"),
+    )
+
+
+def _with_scan(patient: Patient) -> Consent:
+    return Consent.objects.create(
+        patient=patient,
+        telemedicine=True,
+        data_sharing=True,
+        recorded_by=StaffFactory(hospital=patient.hospital).user,
+        form_scan=SimpleUploadedFile("consent.pdf", b"%PDF-1.7 consent"),
+    )
+
+
 def _concluded(patient: Patient) -> Consultation:
     specialist = StaffFactory(hospital=patient.hospital.central_hospital, role=Staff.Role.SPECIALIST).user
     consultation = consultation_make(patient, state="concluded", assigned_to=specialist)
@@ -195,13 +237,17 @@ def _concluded(patient: Patient) -> Consultation:
     return consultation
 
 
-def _request(client: Client, route: Route, pk: int | None = None) -> tuple[int, str]:
-    path = route.path.format(pk=pk)
+def _request(client: Client, route: Route, pk: int | tuple[int, int] | None = None) -> tuple[int, str]:
+    """Request the route for an object id (or an (object, sub-object) pair); the answer with the ids blanked."""
+    ids = pk if isinstance(pk, tuple) else (pk, None)
+    path = route.path.format(pk=ids[0], sub=ids[1])
     response = client.post(path, route.data) if route.method == "POST" else client.get(path)
-    body = response.content.decode(errors="replace") + response.get("Location", "")
+    content = b"".join(response.streaming_content) if response.streaming else response.content
+    body = content.decode(errors="replace") + response.get("Location", "")
     body = re.sub(r"[A-Za-z0-9]{64}", "<csrf>", body)  # tokens differ per request
-    if pk is not None:
-        body = body.replace(f"/{pk}/", "/<pk>/")  # the path echoes the id the client sent, nothing more
+    for value in ids:
+        if value is not None:
+            body = body.replace(f"/{value}/", "/<id>/")  # the path echoes the ids the client sent, nothing more
     return response.status_code, body
 
 

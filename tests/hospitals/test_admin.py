@@ -109,3 +109,15 @@ def test_admin_changes_are_audited_and_deactivation_goes_through_the_service(
     )
     entry = AuditEntry.objects.get(object_type="hospitals.hospital", action="update")
     assert entry.detail == "admin: region" and entry.actor_username == platform_admin.username
+
+
+def test_platform_admins_set_the_response_deadlines(platform_admin: User, login) -> None:  # type: ignore[no-untyped-def]
+    from consultations.models import ResponseDeadline
+
+    row = ResponseDeadline.objects.get(urgency="urgent")
+    assert row.hours == 24  # the default
+    response = login(platform_admin).post(
+        f"/admin/consultations/responsedeadline/{row.pk}/change/", {"urgency": "urgent", "hours": 12}
+    )
+    assert response.status_code == 302
+    assert ResponseDeadline.for_urgency("urgent").total_seconds() == 12 * 3600

@@ -165,7 +165,13 @@ def test_consent_is_recorded_with_a_scanned_form(tula_clinician: User, network_a
     assert response.status_code == 302
     consent = Consent.objects.get(patient=patient)
     assert consent.is_valid and consent.recorded_by == tula_clinician and consent.form_scan.name.endswith(".pdf")
-    assert "given" in client.get(f"/patients/{patient.pk}/").content.decode()
+    page = client.get(f"/patients/{patient.pk}/").content.decode()
+    assert "given" in page and f"/patients/{patient.pk}/consent/{consent.pk}/scan/" in page
+    download = client.get(f"/patients/{patient.pk}/consent/{consent.pk}/scan/")
+    assert b"".join(download.streaming_content).startswith(b"%PDF-1.7")
+    assert AuditEntry.objects.filter(action="export", object_type="patients.consent").count() == 1
+    # The file itself is not reachable as a public media URL.
+    assert client.get(f"/media/{consent.form_scan.name}").status_code == 404
 
 
 @pytest.mark.parametrize(
