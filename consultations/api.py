@@ -25,7 +25,7 @@ class ConsultationSerializer(serializers.ModelSerializer):
     requesting_hospital = serializers.CharField(source="requesting_hospital.name", read_only=True)
     consulted_hospital = serializers.CharField(source="consulted_hospital.name", read_only=True)
     specialty = serializers.SlugRelatedField(slug_field="code", read_only=True)
-    assigned_to = serializers.CharField(source="assigned_to.get_full_name", read_only=True, default=None)
+    assigned_to = serializers.SerializerMethodField()
 
     class Meta:
         model = Consultation
@@ -49,6 +49,10 @@ class ConsultationSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = fields
+
+    def get_assigned_to(self, consultation: Consultation) -> str | None:
+        specialist = consultation.assigned_to
+        return specialist.get_full_name() if specialist else None
 
 
 class ConsultationRequestSerializer(serializers.Serializer):

@@ -82,6 +82,8 @@ class Consultation(models.Model):
     )
     specialty = models.ForeignKey("hospitals.Specialty", verbose_name=_("specialty"), on_delete=models.PROTECT)
     urgency = models.CharField(_("urgency"), max_length=10, choices=Urgency.choices)
+    # URGENCY_RANK of the urgency, kept by save(): the worklist sorts and indexes on it.
+    priority = models.PositiveSmallIntegerField(editable=False, default=URGENCY_RANK[Urgency.PLANNED])
     question = models.TextField(_("clinical question"), max_length=4000)
     condition = models.TextField(_("current condition"), max_length=4000)
     state = models.CharField(_("state"), max_length=16, choices=State.choices, default=State.DRAFT)
@@ -105,12 +107,24 @@ class Consultation(models.Model):
         verbose_name = _("consultation")
         verbose_name_plural = _("consultations")
         indexes = [
+            # The worklist: open requests of a hospital, most urgent first, then least time left.
+            models.Index(
+                fields=["consulted_hospital", "priority", "deadline", "id"],
+                name="consultation_worklist_open",
+                condition=models.Q(state__in=["requested", "accepted", "info_requested"]),
+            ),
             models.Index(fields=["consulted_hospital", "state", "deadline"], name="consultation_worklist"),
             models.Index(fields=["requesting_hospital", "state"], name="consultation_requested"),
         ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.get_urgency_display()} {self.specialty} ({self.get_state_display()})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.priority = URGENCY_RANK[Urgency(self.urgency)]
+        if kwargs.get("update_fields") is not None:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "priority"}
+        super().save(*args, **kwargs)
 
     @property
     def is_open(self) -> bool:

@@ -77,6 +77,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "hospitals.middleware.IdleTimeoutMiddleware",
     "hospitals.middleware.UploadLimitMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "hospitals.middleware.EndedSessionMiddleware",
@@ -203,9 +204,9 @@ AXES_VERBOSE = False
 
 OTP_TOTP_ISSUER = "M-Hospital"
 
-# Idle timeout: the session cookie expires this many seconds after the last request.
+# Idle timeout: a session ends this many seconds after the last request (refreshed at most once a
+# minute by hospitals.middleware.IdleTimeoutMiddleware).
 SESSION_COOKIE_AGE = env.int("SESSION_IDLE_TIMEOUT", default=30 * 60)
-SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
