@@ -14,7 +14,7 @@ from hospitals.audit import Action, audit_record
 from hospitals.scoping import request_membership, request_scope
 from patients import selectors, services
 from patients.forms import PatientForm
-from patients.models import Patient
+from patients.models import PATIENT_FIELDS, Patient
 
 
 class PatientSerializer(serializers.ModelSerializer):
@@ -23,24 +23,7 @@ class PatientSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Patient
-        fields = [
-            "id",
-            "hospital",
-            "record_number",
-            "family_name",
-            "given_name",
-            "patronymic",
-            "sex",
-            "birth_date",
-            "snils",
-            "oms_policy",
-            "phone",
-            "address",
-            "notes",
-            "has_consent",
-            "created_at",
-            "updated_at",
-        ]
+        fields = ["id", "hospital", *PATIENT_FIELDS, "has_consent", "created_at", "updated_at"]
         read_only_fields = ["id", "hospital", "has_consent", "created_at", "updated_at"]
 
     def get_has_consent(self, patient: Patient) -> bool:

@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from hospitals.forms import validate_person_name, validate_plain_text
 from hospitals.models import Hospital
 from hospitals.uploads import document_check
-from patients.models import Patient
+from patients.models import PATIENT_FIELDS, Patient
 from patients.selectors import patient_likely_duplicates
 from patients.validators import snils_digits, validate_snils
 
@@ -25,19 +25,7 @@ class PatientForm(forms.ModelForm):
 
     class Meta:
         model = Patient
-        fields = [
-            "record_number",
-            "family_name",
-            "given_name",
-            "patronymic",
-            "sex",
-            "birth_date",
-            "snils",
-            "oms_policy",
-            "phone",
-            "address",
-            "notes",
-        ]
+        fields = list(PATIENT_FIELDS)
         widgets = {
             "birth_date": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
             "notes": forms.Textarea(attrs={"rows": 3}),

@@ -66,6 +66,22 @@ class Patient(models.Model):
         return format_snils(self.snils)
 
 
+# What a clinician types about a patient: the form, the API and the services all take these.
+PATIENT_FIELDS = (
+    "record_number",
+    "family_name",
+    "given_name",
+    "patronymic",
+    "sex",
+    "birth_date",
+    "snils",
+    "oms_policy",
+    "phone",
+    "address",
+    "notes",
+)
+
+
 class Consent(models.Model):
     """The patient's consent to a remote consultation and to sharing their data with the central hospital."""
 

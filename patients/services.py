@@ -6,21 +6,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
 from hospitals.models import Hospital, User
-from patients.models import Consent, Patient
-
-PATIENT_FIELDS = (
-    "record_number",
-    "family_name",
-    "given_name",
-    "patronymic",
-    "sex",
-    "birth_date",
-    "snils",
-    "oms_policy",
-    "phone",
-    "address",
-    "notes",
-)
+from patients.models import PATIENT_FIELDS, Consent, Patient
 
 
 @transaction.atomic
