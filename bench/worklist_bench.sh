@@ -9,6 +9,7 @@ export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/14}"
 export DEBUG=0 ALLOWED_HOSTS=127.0.0.1 LOG_LEVEL=WARNING
 PORT="${PORT:-8077}" USERS="${USERS:-20}" SECONDS_="${SECONDS_:-60}" WORKERS="${WORKERS:-2}"
 
+[ -x .venv/bin/locust ] || .venv/bin/pip install --quiet -e '.[bench]'
 .venv/bin/python bench/seed_worklist.py
 .venv/bin/python bench/query_counts.py
 .venv/bin/uvicorn mhospital.asgi:application --host 127.0.0.1 --port "$PORT" --workers "$WORKERS" \
