@@ -53,16 +53,18 @@ MOVES: dict[tuple[str, str], tuple[str, str]] = {
 BUTTONS = ("request", "accept", "decline", "ask-info", "answer", "cancel")
 
 
-def moves_for(consultation: Consultation, user: User) -> list[str]:
-    """The buttons this user may press on this consultation now."""
-    side = side_of(consultation, user)
+def moves_for(consultation: Consultation, user: User, side: str | None) -> list[str]:
+    """The buttons this user (on `side`, from side_of) may press on this consultation now."""
     return [
         move
         for move in BUTTONS
-        if (rule := MOVES.get((consultation.state, move))) is not None
-        and rule[0] == side
-        and not (side == CONSULTANT and consultation.assigned_to_id not in (None, user.pk))
+        if (rule := MOVES.get((consultation.state, move))) is not None and _acts_for(rule[0], consultation, user, side)
     ]
+
+
+def _acts_for(move_side: str, consultation: Consultation, user: User, side: str | None) -> bool:
+    """The user is on the side a move belongs to; once accepted, the consulting side is the one who took it."""
+    return side == move_side and not (side == CONSULTANT and consultation.assigned_to_id not in (None, user.pk))
 
 
 def side_of(consultation: Consultation, user: User) -> str | None:
@@ -118,7 +120,7 @@ def consultation_move(*, consultation: Consultation, move: str, by: User, note: 
     if rule is None:
         raise ConsultationRefused(_refusal(current, move))
     allowed_side, to = rule
-    if side != allowed_side or (side == CONSULTANT and current.assigned_to_id not in (None, by.pk)):
+    if not _acts_for(allowed_side, current, by, side):
         raise ConsultationRefused(_("This step belongs to the other side of the consultation."))
     if to == State.REQUESTED and not _has_consent(current.patient):
         raise ConsultationRefused(
@@ -160,19 +162,22 @@ TO_REQUESTER = {
 }
 
 
-def _notify_move(consultation: Consultation, previous: str, to: str) -> None:
-    params = {"id": consultation.pk}
+def _tell(users: list[User], message: str, consultation: Consultation) -> None:
+    """Notify people of something about a consultation; `message` takes the consultation's number as %(id)s."""
     url = reverse("consultation_detail", args=[consultation.pk])
+    notify(users=users, message=message, params={"id": consultation.pk}, url=url)
+
+
+def _notify_move(consultation: Consultation, previous: str, to: str) -> None:
     if to == State.REQUESTED:
-        notify(users=_consultants(consultation), message=NEW_REQUEST[consultation.urgency], params=params, url=url)
+        _tell(_consultants(consultation), NEW_REQUEST[consultation.urgency], consultation)
     elif to == State.ACCEPTED and previous == State.INFO_REQUESTED and consultation.assigned_to is not None:
         message = gettext_noop("Consultation #%(id)s: the information you asked for has arrived")
-        notify(users=[consultation.assigned_to], message=message, params=params, url=url)
+        _tell([consultation.assigned_to], message, consultation)
     elif to in TO_REQUESTER:
-        notify(users=[consultation.requested_by], message=TO_REQUESTER[State(to)], params=params, url=url)
+        _tell([consultation.requested_by], TO_REQUESTER[State(to)], consultation)
     elif to == State.CANCELLED and consultation.assigned_to is not None:
-        message = gettext_noop("Consultation #%(id)s was cancelled")
-        notify(users=[consultation.assigned_to], message=message, params=params, url=url)
+        _tell([consultation.assigned_to], gettext_noop("Consultation #%(id)s was cancelled"), consultation)
 
 
 def _consultants(consultation: Consultation) -> list[User]:
@@ -213,12 +218,7 @@ def message_post(*, consultation: Consultation, by: User, body: str, attachment:
         if consultation.assigned_to
         else _consultants(consultation)
     )
-    notify(
-        users=other_side,
-        message=gettext_noop("New message in consultation #%(id)s"),
-        params={"id": consultation.pk},
-        url=reverse("consultation_detail", args=[consultation.pk]),
-    )
+    _tell(other_side, gettext_noop("New message in consultation #%(id)s"), consultation)
     transaction.on_commit(lambda: events.consultation_changed(consultation.pk), robust=True)
     return message
 
@@ -255,12 +255,8 @@ def conclusion_sign(
     if current.state == State.ACCEPTED:
         consultation_move(consultation=current, move="conclude", by=by, note=f"conclusion v{version}")
     else:
-        notify(
-            users=[current.requested_by],
-            message=gettext_noop("A correction of the conclusion of consultation #%(id)s was signed"),
-            params={"id": current.pk},
-            url=reverse("consultation_detail", args=[current.pk]),
-        )
+        message = gettext_noop("A correction of the conclusion of consultation #%(id)s was signed")
+        _tell([current.requested_by], message, current)
         transaction.on_commit(lambda: events.consultation_changed(current.pk), robust=True)
     return conclusion
 
@@ -287,12 +283,7 @@ def consultations_mark_overdue() -> int:
                 ).select_related("user")
             ]
             holder = [consultation.assigned_to] if consultation.assigned_to else _consultants(consultation)
-            notify(
-                users=admins + holder,
-                message=gettext_noop("Consultation #%(id)s is overdue"),
-                params={"id": consultation.pk},
-                url=reverse("consultation_detail", args=[consultation.pk]),
-            )
+            _tell(admins + holder, gettext_noop("Consultation #%(id)s is overdue"), consultation)
             transaction.on_commit(partial(events.consultation_changed, consultation.pk), robust=True)
         marked += 1
     return marked

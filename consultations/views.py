@@ -1,7 +1,6 @@
 """Consultation pages: the worklist, a request, the consultation with its thread and conclusion."""
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, cast
 
 from django.contrib import messages
@@ -21,6 +20,7 @@ from consultations.pdf import conclusion_pdf
 from hospitals.audit import Action, Outcome, audit_record
 from hospitals.models import Staff, User
 from hospitals.scoping import patients_visible, request_scope
+from hospitals.uploads import document_download
 from hospitals.views import forbidden
 from patients.models import Patient
 
@@ -57,8 +57,9 @@ def consultation_list(request: HttpRequest) -> HttpResponse:
     scope = request_scope(request)
     if not scope.has_patients:
         return forbidden(request, _("Consultations are for clinicians and specialists."))
-    patient_id = request.GET.get("patient", "")
-    if scope.role == Staff.Role.SPECIALIST and not patient_id:
+    asked = request.GET.get("patient", "")  # set by the timeline on a patient's page
+    patient_id = asked if asked.isdigit() else ""
+    if scope.role == Staff.Role.SPECIALIST and not asked:
         rows = selectors.worklist(
             scope=scope,
             specialty=int(request.GET["specialty"]) if request.GET.get("specialty", "").isdigit() else None,
@@ -67,20 +68,18 @@ def consultation_list(request: HttpRequest) -> HttpResponse:
         )
         template = "consultations/worklist.html"
     else:
-        rows = (
-            selectors.requests_of_hospital(scope=scope)
-            if not patient_id
-            else selectors.consultations_visible(scope)
-            .filter(patient_id=int(patient_id) if patient_id.isdigit() else 0)
-            .order_by("-created_at")
-        )
+        rows = selectors.requests_of_hospital(scope=scope)
+        if asked:  # junk matches no patient
+            rows = (
+                selectors.consultations_visible(scope).filter(patient_id=int(patient_id or 0)).order_by("-created_at")
+            )
         template = "consultations/list.html"
     page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
     audit_record(
         request=request,
         action=Action.LIST,
         object_type="consultations.consultation",
-        patient_id=patient_id if patient_id.isdigit() else "",
+        patient_id=patient_id,
         detail=request.GET.urlencode(),
     )
     if request.htmx:  # type: ignore[attr-defined]
@@ -149,7 +148,7 @@ def _detail(request: HttpRequest, consultation: Consultation, status: int = 200,
     context = {
         "consultation": consultation,
         "side": side,
-        "moves": services.moves_for(consultation, user),
+        "moves": services.moves_for(consultation, user, side),
         "transitions": consultation.transitions.select_related("by"),
         "thread": consultation.messages.select_related("author"),
         "conclusions": consultation.conclusions.select_related("diagnosis", "signed_by"),
@@ -264,4 +263,4 @@ def message_attachment(request: HttpRequest, pk: int, message_id: int) -> FileRe
         _audit(request, consultation, Action.VIEW, outcome=Outcome.NOT_FOUND, detail=f"attachment {message_id}")
         raise Http404
     _audit(request, consultation, Action.EXPORT, detail=f"attachment of message {message_id}")
-    return FileResponse(message.attachment.open("rb"), as_attachment=True, filename=Path(message.attachment.name).name)
+    return document_download(message.attachment)

@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from hospitals.errors import Refused
-from hospitals.scoping import scope_for
+from hospitals.scoping import request_scope
 
 if TYPE_CHECKING:
     from rest_framework.views import APIView
@@ -30,7 +30,7 @@ class SignedInWithSecondFactor(permissions.BasePermission):
         if not (user and user.is_authenticated):
             return False
         if isinstance(request.successful_authenticator, SessionAuthentication):
-            return bool(user.is_verified()) or not scope_for(user).needs_second_factor
+            return bool(user.is_verified()) or not request_scope(request._request).needs_second_factor
         return True
 
 

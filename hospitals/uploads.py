@@ -1,7 +1,11 @@
 """Checks every uploaded document passes: a size limit and a real type, recognised by its first bytes."""
 
+from pathlib import Path
+
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
+from django.db.models.fields.files import FieldFile
+from django.http import FileResponse
 from django.utils.translation import gettext_lazy as _
 
 # PDF, JPEG and PNG are what scanners, phones and lab printers produce; nothing executable gets in.
@@ -23,3 +27,8 @@ def document_check(upload: UploadedFile, *, max_bytes: int) -> UploadedFile:
             code="file_type",
         )
     return upload
+
+
+def document_download(stored: FieldFile) -> FileResponse:
+    """A stored document as a download (the caller has checked access and written the audit row)."""
+    return FileResponse(stored.open("rb"), as_attachment=True, filename=Path(stored.name or "document").name)

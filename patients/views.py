@@ -1,6 +1,5 @@
 """Patient pages: search, register (with a duplicate check), the patient page, corrections, consent."""
 
-from pathlib import Path
 from typing import Any
 
 from django.contrib import messages
@@ -15,6 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from hospitals.audit import Action, Outcome, audit_record
 from hospitals.models import Hospital
 from hospitals.scoping import request_membership, request_scope
+from hospitals.uploads import document_download
 from hospitals.views import forbidden
 from patients import selectors, services
 from patients.forms import ConsentForm, PatientForm
@@ -171,4 +171,4 @@ def consent_scan(request: HttpRequest, pk: int, consent_id: int) -> FileResponse
         )
         raise Http404
     audit_record(request=request, action=Action.EXPORT, obj=consent, patient_id=patient.pk)
-    return FileResponse(consent.form_scan.open("rb"), as_attachment=True, filename=Path(consent.form_scan.name).name)
+    return document_download(consent.form_scan)
