@@ -9,6 +9,8 @@ from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
 from consultations.models import Conclusion, Icd10Code, Urgency
@@ -53,9 +55,40 @@ class MessageForm(forms.Form):
         return document_check(upload, max_bytes=settings.ATTACHMENT_MAX_BYTES) if upload is not None else None
 
 
+class Icd10Input(forms.TextInput):
+    """A text box that suggests ICD-10 codes as the specialist types a code or words of the title."""
+
+    def render(self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer: Any = None) -> SafeString:
+        listing = f"{name}-codes"
+        box = super().render(name, value, {**(attrs or {}), "list": listing, "autocomplete": "off"}, renderer)
+        options = format_html_join(
+            "", '<option value="{}">{} {}</option>', ((c.code, c.code, c.title) for c in Icd10Code.objects.all())
+        )
+        return format_html('{}<datalist id="{}">{}</datalist>', box, listing, options)
+
+
+class Icd10Field(forms.ModelChoiceField):
+    """An ICD-10 code typed or picked from the suggestions: "i21.1" and "I21.1 Acute ..." both mean I21.1."""
+
+    widget = Icd10Input
+    default_error_messages = {
+        "invalid_choice": _(
+            "There is no ICD-10 code “%(value)s” in the list: type a code such as I21.1, "
+            "or a word of the diagnosis, and pick a suggestion."
+        ),
+    }
+
+    def to_python(self, value: Any) -> Icd10Code | None:
+        code = str(value or "").strip().split(" ", 1)[0].upper()
+        return super().to_python(code)
+
+    def prepare_value(self, value: Any) -> Any:
+        return value.pk if isinstance(value, Icd10Code) else value
+
+
 class ConclusionForm(OtpTokenForm):
     findings = forms.CharField(label=_("Findings"), max_length=8000, widget=forms.Textarea(attrs={"rows": 5}))
-    diagnosis = forms.ModelChoiceField(label=_("Diagnosis (ICD-10)"), queryset=Icd10Code.objects.all())
+    diagnosis = Icd10Field(label=_("Diagnosis (ICD-10)"), queryset=Icd10Code.objects.all())
     diagnosis_text = forms.CharField(label=_("Diagnosis in words"), max_length=500)
     recommendation = forms.ChoiceField(label=_("Recommendation"), choices=Conclusion.Recommendation.choices)
     plan = forms.CharField(label=_("Plan"), max_length=8000, widget=forms.Textarea(attrs={"rows": 4}))

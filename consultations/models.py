@@ -5,6 +5,7 @@ from typing import Any, NoReturn
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 
@@ -53,6 +54,11 @@ class Icd10Code(models.Model):
 
     def __str__(self) -> str:
         return f"{self.code} {self.title_ru}"
+
+    @property
+    def title(self) -> str:
+        """The title in the reader's language."""
+        return self.title_ru if get_language() == "ru" else self.title_en
 
 
 class Consultation(models.Model):

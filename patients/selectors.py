@@ -33,10 +33,12 @@ def patient_search(*, scope: Scope, query: str = "") -> QuerySet[Patient]:
         return patients.filter(Q(snils=digits) | Q(record_number=query))
     if (born := _as_date(query)) is not None:
         return patients.filter(birth_date=born)
+    if any(character.isdigit() for character in query):  # names have no digits; record numbers do
+        return patients.filter(record_number__iexact=query)
     by_name = Q()
     for token in normalize_name(query).split():
         by_name &= Q(search_name__contains=token)
-    return patients.filter(Q(record_number__iexact=query) | by_name)
+    return patients.filter(by_name)
 
 
 def access_patient(scope: Scope, pk: object) -> Patient:

@@ -248,6 +248,27 @@ def test_signing_asks_for_the_code_again_and_a_correction_keeps_the_first_versio
     assert Conclusion.objects.get(version=1).plan.startswith("Transfer")
 
 
+def test_the_diagnosis_is_typed_with_suggestions_and_an_unknown_code_is_explained(
+    moscow_cardiologist: User, network_a: Network, login
+) -> None:  # type: ignore[no-untyped-def]
+    consultation = consultation_make(
+        PatientFactory(hospital=network_a.regional), state="accepted", assigned_to=moscow_cardiologist
+    )
+    client = login(moscow_cardiologist)
+    page = client.get(f"/consultations/{consultation.pk}/").content.decode()
+    assert 'list="diagnosis-codes"' in page and '<option value="I21.1">I21.1 ' in page
+
+    url = f"/consultations/{consultation.pk}/conclusion/"
+    unknown = client.post(url, {**_conclusion(diagnosis="X99.9"), "token": _code(moscow_cardiologist)})
+    assert unknown.status_code == 400 and "There is no ICD-10 code “X99.9” in the list" in unknown.content.decode()
+    assert not Conclusion.objects.exists()
+
+    TOTPDevice.objects.filter(user=moscow_cardiologist).update(last_t=-1)
+    picked = _conclusion(diagnosis="i21.1 Acute transmural myocardial infarction of inferior wall")
+    assert client.post(url, {**picked, "token": _code(moscow_cardiologist)}).status_code == 302
+    assert Conclusion.objects.get().diagnosis_id == "I21.1"
+
+
 def test_only_the_accepting_specialist_signs(
     tula_clinician: User, moscow_cardiologist: User, network_a: Network, login
 ) -> None:  # type: ignore[no-untyped-def]

@@ -117,6 +117,8 @@ def test_a_likely_duplicate_is_shown_before_saving(
         ("елкина", True),
         ("АННА ёлкина", True),
         ("TUL-2026-0042", True),
+        ("tul-2026-0042", True),
+        ("TUL-2026-004", False),
         ("11223344595", True),
         ("21.07.1958", True),
         ("1958-07-21", True),
@@ -131,6 +133,14 @@ def test_search_by_name_record_number_snils_and_birth_date(
     page = client.get("/patients/", {"q": query}).content.decode()
     results = page.split('data-testid="patient-results"')[1]
     assert ("Ёлкина Анна Петровна" in results) is found
+
+
+def test_patients_are_listed_alphabetically_with_yo_among_ye(network_a: Network, tula_clinician: User, login) -> None:  # type: ignore[no-untyped-def]
+    for family in ("Жукова", "Ёлкина", "егорова", "Абрамова"):
+        PatientFactory(hospital=network_a.regional, family_name=family)
+    page = login(tula_clinician).get("/patients/").content.decode().split('data-testid="patient-results"')[1]
+    positions = [page.index(family) for family in ("Абрамова", "егорова", "Ёлкина", "Жукова")]
+    assert positions == sorted(positions)
 
 
 def test_a_tula_clinician_never_sees_a_yaroslavl_patient(network_a: Network, tula_clinician: User, login) -> None:  # type: ignore[no-untyped-def]
