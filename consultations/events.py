@@ -24,3 +24,20 @@ def consultation_changed(consultation_id: int) -> None:
     }
     for group in groups:
         async_to_sync(layer.group_send)(group, {"type": "notify", "payload": payload})
+
+
+def study_changed_forward(sender: object, *, patient_id: int, payload: dict[str, object], **kwargs: object) -> None:
+    """An imaging study of a patient changed: tell the hospitals consulted about that patient, whose
+    specialists see the patient's results through the consultation."""
+    from consultations.models import Consultation
+
+    consulted = set(
+        Consultation.objects.filter(patient_id=patient_id)
+        .exclude(state__in=[Consultation.State.DRAFT, Consultation.State.CANCELLED])
+        .values_list("consulted_hospital_id", flat=True)
+    )
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    for hospital_id in consulted:
+        async_to_sync(layer.group_send)(hospital_group(hospital_id), {"type": "notify", "payload": payload})

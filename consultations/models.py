@@ -102,6 +102,9 @@ class Consultation(models.Model):
         related_name="+",
     )
     decline_reason = models.TextField(_("reason for declining"), max_length=2000, blank=True)
+    studies = models.ManyToManyField(
+        "diagnostics.Study", verbose_name=_("imaging studies"), blank=True, related_name="consultations"
+    )
     requested_at = models.DateTimeField(_("requested at"), null=True, blank=True)
     deadline = models.DateTimeField(_("answer due"), null=True, blank=True)
     overdue_at = models.DateTimeField(_("marked overdue at"), null=True, blank=True)

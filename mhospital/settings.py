@@ -171,7 +171,16 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 WORKER_HEARTBEAT_SECONDS = env.int("WORKER_HEARTBEAT_SECONDS", default=10)
 CELERY_BEAT_SCHEDULE = {
     "consultations-mark-overdue": {"task": "consultations.tasks.consultations_mark_overdue", "schedule": 60.0},
+    "imaging-requeue-stuck": {"task": "diagnostics.tasks.instances_requeue_stuck", "schedule": 300.0},
 }
+
+# Imaging.
+# An image whose decoded pixels would need more memory than this is refused at upload.
+DICOM_MAX_DECODED_BYTES = env.int("DICOM_MAX_DECODED_BYTES", default=1024 * 2**20)
+# Queued or processing longer than this: the periodic sweep queues it again.
+IMAGING_STUCK_MINUTES = env.int("IMAGING_STUCK_MINUTES", default=10)
+# Dotted paths of callables (instance, dataset) run on every processed image: the AI readers' hook.
+IMAGING_READERS: list[str] = env.list("IMAGING_READERS", default=[])
 
 # Accounts and sign-in.
 AUTH_USER_MODEL = "hospitals.User"
@@ -284,5 +293,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"axes": {"level": "WARNING"}},
+    # pydicom logs every decoder that fails to read a frame; the pipeline records the reason on the image.
+    "loggers": {"axes": {"level": "WARNING"}, "pydicom": {"level": "CRITICAL"}},
 }

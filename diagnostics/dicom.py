@@ -1,0 +1,231 @@
+"""Reading DICOM safely: the header checks an upload must pass before it is stored, and frame rendering.
+
+Pure functions over bytes and pydicom datasets; no database. The request path calls `header_read` only
+(no pixel decoding); the worker calls `frames_render`.
+"""
+
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pydicom
+from django.conf import settings
+from django.utils.translation import gettext as _
+from PIL import Image
+from pydicom.dataset import Dataset, FileDataset
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, iter_pixels
+from pydicom.uid import UID
+
+_UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
+# Executable headers a 128-byte preamble must never carry (PE, ELF, Mach-O, shell script).
+_EXECUTABLE_PREAMBLES = (b"MZ", b"\x7fELF", b"\xcf\xfa\xed\xfe", b"\xfe\xed\xfa\xcf", b"#!")
+
+
+class DicomInvalid(ValueError):
+    """The bytes are not a DICOM file the platform can take; the message names the reason for a person."""
+
+
+@dataclass(frozen=True)
+class Header:
+    dataset: FileDataset
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+    sop_class_uid: str
+    transfer_syntax_uid: str
+    rows: int | None
+    columns: int | None
+    frames: int
+
+    def text(self, keyword: str, limit: int = 64) -> str:
+        value = self.dataset.get(keyword)
+        return "" if value is None else str(value).strip()[:limit]
+
+
+def header_read(data: bytes) -> Header:
+    """Parse and check a DICOM Part 10 file without decoding its pixels; DicomInvalid says what is wrong."""
+    if len(data) < 132 or data[128:132] != b"DICM":
+        raise DicomInvalid(
+            _("Not a DICOM file: it lacks the 128-byte preamble and the “DICM” marker that DICOM files begin with.")
+        )
+    if data[:128].startswith(_EXECUTABLE_PREAMBLES):
+        raise DicomInvalid(_("Refused: the file's preamble holds a program, which a DICOM file never needs."))
+    try:
+        dataset = pydicom.dcmread(io.BytesIO(data))
+    except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OverflowError, NotImplementedError) as exc:
+        raise DicomInvalid(_("The DICOM header cannot be read: %(reason)s.") % {"reason": str(exc)[:200]}) from None
+    meta = dataset.file_meta
+    syntax = str(meta.get("TransferSyntaxUID", "") or "")
+    uids = {
+        "StudyInstanceUID": str(dataset.get("StudyInstanceUID", "") or ""),
+        "SeriesInstanceUID": str(dataset.get("SeriesInstanceUID", "") or ""),
+        "SOPInstanceUID": str(dataset.get("SOPInstanceUID", "") or meta.get("MediaStorageSOPInstanceUID", "")),
+        "SOPClassUID": str(dataset.get("SOPClassUID", "") or meta.get("MediaStorageSOPClassUID", "")),
+        "TransferSyntaxUID": syntax,
+    }
+    for keyword, uid in uids.items():
+        if not uid or len(uid) > 64 or not _UID.match(uid):
+            raise DicomInvalid(_("The header has no valid %(keyword)s.") % {"keyword": keyword})
+    rows, columns = _int(dataset.get("Rows")), _int(dataset.get("Columns"))
+    frames = max(_int(dataset.get("NumberOfFrames")) or 1, 1)
+    if "PixelData" in dataset:
+        _pixel_data_check(dataset, UID(syntax), rows, columns, frames)
+    return Header(
+        dataset=dataset,
+        study_uid=uids["StudyInstanceUID"],
+        series_uid=uids["SeriesInstanceUID"],
+        sop_uid=uids["SOPInstanceUID"],
+        sop_class_uid=uids["SOPClassUID"],
+        transfer_syntax_uid=syntax,
+        rows=rows,
+        columns=columns,
+        frames=frames,
+    )
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _pixel_data_check(dataset: Dataset, syntax: UID, rows: int | None, columns: int | None, frames: int) -> None:
+    samples = _int(dataset.get("SamplesPerPixel")) or 1
+    bits = _int(dataset.get("BitsAllocated")) or 0
+    if not rows or not columns or bits not in (1, 8, 16, 32, 64) or samples not in (1, 3):
+        raise DicomInvalid(_("The image's size or bit depth in the header is missing or impossible."))
+    decoded = rows * columns * frames * samples * max(bits, 8) // 8
+    if decoded > settings.DICOM_MAX_DECODED_BYTES:
+        raise DicomInvalid(
+            _(
+                "Refused: %(rows)s × %(columns)s pixels × %(frames)s frames would need %(size)s MB of memory to "
+                "display; the limit is %(limit)s MB."
+            )
+            % {
+                "rows": rows,
+                "columns": columns,
+                "frames": frames,
+                "size": decoded // 2**20,
+                "limit": settings.DICOM_MAX_DECODED_BYTES // 2**20,
+            }
+        )
+    pixels = dataset["PixelData"].value
+    if not syntax.is_encapsulated:
+        expected = rows * columns * frames * samples * bits // 8
+        if bits == 1:
+            expected = (rows * columns * frames * samples + 7) // 8
+        if len(pixels) < expected:
+            raise DicomInvalid(
+                _("The pixel data is cut short: %(have)s bytes of the %(need)s the header announces.")
+                % {"have": len(pixels), "need": expected}
+            )
+        return
+    try:
+        fragments = _fragment_count(pixels)
+    except ValueError as exc:
+        raise DicomInvalid(
+            _("The compressed pixel data is damaged: %(reason)s.") % {"reason": str(exc)[:200]}
+        ) from None
+    if fragments < frames:
+        raise DicomInvalid(
+            _("The compressed pixel data is cut short: %(have)s of %(need)s frames are there.")
+            % {"have": fragments, "need": frames}
+        )
+
+
+def _fragment_count(pixels: bytes) -> int:
+    """Fragments after the basic offset table, each checked to lie inside the data."""
+    offset, count, end = 0, 0, len(pixels)
+    first = True
+    while offset + 8 <= end:
+        tag = pixels[offset : offset + 4]
+        length = int.from_bytes(pixels[offset + 4 : offset + 8], "little")
+        offset += 8
+        if tag == b"\xfe\xff\xdd\xe0":  # sequence delimiter
+            return count
+        if tag != b"\xfe\xff\x00\xe0":
+            raise ValueError("an item tag is missing")
+        if offset + length > end:
+            raise ValueError("a fragment runs past the end of the file")
+        if not first:
+            count += 1
+        first = False
+        offset += length
+    return count
+
+
+# Rendering, in the worker only.
+
+
+def pixel_spacing(dataset: Dataset) -> str:
+    """Millimetres per pixel as "row\\column", from the image's calibration when it has one."""
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        value = dataset.get(keyword)
+        if value is not None and len(value) == 2 and all(float(v) > 0 for v in value):
+            return f"{float(value[0]):g}\\{float(value[1]):g}"
+    regions = dataset.get("SequenceOfUltrasoundRegions")
+    if regions:
+        region = regions[0]
+        # Physical units 3 = cm; the deltas are cm per pixel.
+        if region.get("PhysicalUnitsXDirection") == 3 and region.get("PhysicalUnitsYDirection") == 3:
+            dx, dy = float(region.get("PhysicalDeltaX", 0)), float(region.get("PhysicalDeltaY", 0))
+            if dx > 0 and dy > 0:
+                return f"{abs(dy) * 10:g}\\{abs(dx) * 10:g}"
+    return ""
+
+
+def frames_render(dataset: Dataset, *, quality: int = 85) -> Iterator[bytes]:
+    """Each frame as a display-ready JPEG: modality and VOI LUT (or a robust window), palette and YBR to
+    RGB, MONOCHROME1 inverted. Decodes one frame at a time, so a long cine needs one frame's memory."""
+    photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2"))
+    for frame in iter_pixels(dataset):
+        yield _jpeg(display_frame(dataset, frame, photometric), quality)
+
+
+def display_frame(dataset: Dataset, frame: np.ndarray, photometric: str) -> np.ndarray:
+    if photometric == "PALETTE COLOR":
+        frame = apply_color_lut(frame, dataset)
+        return _to_uint8(frame, frame.min(), frame.max()) if frame.dtype != np.uint8 else frame
+    if frame.ndim == 3:  # RGB (pydicom has converted YBR)
+        return frame if frame.dtype == np.uint8 else _to_uint8(frame, frame.min(), frame.max())
+    values = apply_modality_lut(frame, dataset)
+    if "WindowCenter" in dataset or "VOILUTSequence" in dataset:
+        try:
+            values = apply_voi_lut(values, dataset)
+            low, high = float(np.min(values)), float(np.max(values))
+        except (ValueError, TypeError, IndexError):
+            low, high = _robust_range(values)
+    else:
+        low, high = _robust_range(values)
+    image = _to_uint8(values, low, high)
+    return 255 - image if photometric == "MONOCHROME1" else image
+
+
+def _robust_range(values: np.ndarray) -> tuple[float, float]:
+    low, high = np.percentile(values[:: max(1, values.size // 65536)], (0.5, 99.5))
+    return float(low), float(high)
+
+
+def _to_uint8(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    span = max(float(high) - float(low), 1e-6)
+    scaled = (values.astype(np.float32) - float(low)) * (255.0 / span)
+    return np.clip(scaled, 0, 255).astype(np.uint8)
+
+
+def _jpeg(pixels: np.ndarray, quality: int) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="JPEG", quality=quality)
+    return out.getvalue()
+
+
+def thumbnail(jpeg: bytes, size: int = 160) -> bytes:
+    image = Image.open(io.BytesIO(jpeg))
+    image.thumbnail((size, size))
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=80)
+    return out.getvalue()

@@ -1,0 +1,31 @@
+"""Live updates of imaging results: ids and states only, sent after commit.
+
+`diagnostics` does not know who else may look at a patient's results: it tells the patient's home
+hospital, and sends `study_changed` so other apps (consultations) can tell theirs.
+"""
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.dispatch import Signal
+
+from hospitals.events import hospital_group
+
+# Sent with study_id, patient_id and payload; receivers push the payload to the groups they know of.
+study_changed_signal = Signal()
+
+
+def study_changed(study_id: int) -> None:
+    from diagnostics.models import Instance, Study
+
+    study = Study.objects.filter(pk=study_id).values("pk", "patient_id", "hospital_id").first()
+    if study is None:
+        return
+    counts = {
+        status: Instance.objects.filter(series__study_id=study_id, status=status).count()
+        for status in Instance.Status.values
+    }
+    payload = {"kind": "study", "id": study["pk"], "patient": study["patient_id"], "instances": counts}
+    layer = get_channel_layer()
+    if layer is not None:
+        async_to_sync(layer.group_send)(hospital_group(study["hospital_id"]), {"type": "notify", "payload": payload})
+    study_changed_signal.send(sender=Study, study_id=study_id, patient_id=study["patient_id"], payload=payload)

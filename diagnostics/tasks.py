@@ -1,0 +1,28 @@
+from celery import Task, shared_task
+from django.db import DatabaseError
+from django.utils.translation import gettext as _
+
+from diagnostics import services
+
+MAX_RETRIES = 5
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=MAX_RETRIES)
+def instance_process(self: Task, instance_id: int) -> bool:
+    """One instance through the imaging pipeline; passing trouble (storage, database) is retried with
+    backoff, and after the last try the instance shows as failed with the reason."""
+    try:
+        return services.instance_process(instance_id)
+    except (OSError, DatabaseError) as exc:
+        if self.request.retries >= MAX_RETRIES:
+            services.instance_fail(
+                instance_id, _("Gave up after %(tries)s tries: %(reason)s") % {"tries": MAX_RETRIES + 1, "reason": exc}
+            )
+            return False
+        raise self.retry(exc=exc, countdown=min(300, 5 * 2**self.request.retries)) from exc
+
+
+@shared_task(acks_late=True)
+def instances_requeue_stuck() -> int:
+    """Periodic (Celery beat): see services.instances_requeue_stuck."""
+    return services.instances_requeue_stuck()
