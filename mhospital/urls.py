@@ -18,4 +18,7 @@ urlpatterns = [
     path("", include("hospitals.urls")),
     path("", include("patients.urls")),
     path("", include("consultations.urls")),
+    path("", include("diagnostics.urls")),
+    path("", include("diagnostics.viewer_urls")),
+    path("dicom-web/", include("diagnostics.dicomweb.urls")),
 ]

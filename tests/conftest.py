@@ -156,3 +156,59 @@ def login() -> Callable[[User], Client]:
 @pytest.fixture
 def platform_admin(db) -> User:  # type: ignore[no-untyped-def]
     return UserFactory(username="platform", is_superuser=True, is_staff=True)
+
+
+# Imaging.
+
+
+@pytest.fixture(autouse=True)
+def celery_inline():  # type: ignore[no-untyped-def]
+    """Tasks queued by a test run inline, in the test's process and database; tests/diagnostics's
+    `celery_worker` fixture turns this off and starts a real worker instead."""
+    from mhospital.celery import app
+
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
+
+
+def dicom_bytes(name: str) -> bytes:
+    """A sample file of pydicom or pydicom-data (real images from real modalities) by file name."""
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file(name)
+    assert path is not None, f"{name} is not among pydicom's sample files"
+    with open(path, "rb") as sample:
+        return sample.read()
+
+
+def dicom_for(patient, name: str = "CT_small.dcm", **header: str) -> bytes:  # type: ignore[no-untyped-def]
+    """A sample DICOM file relabelled for the patient (PatientID = record number) with fresh UIDs unless
+    given; `header` overrides any keyword (StudyInstanceUID, SOPInstanceUID, ...)."""
+    import io
+
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    dataset = pydicom.dcmread(io.BytesIO(dicom_bytes(name)))
+    dataset.PatientID = patient.record_number
+    dataset.PatientName = f"{patient.family_name}^{patient.given_name}"
+    dataset.StudyInstanceUID = header.pop("StudyInstanceUID", None) or generate_uid()
+    dataset.SeriesInstanceUID = header.pop("SeriesInstanceUID", None) or generate_uid()
+    dataset.SOPInstanceUID = header.pop("SOPInstanceUID", None) or generate_uid()
+    dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
+    for keyword, value in header.items():
+        setattr(dataset, keyword, value)
+    out = io.BytesIO()
+    dataset.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def study_make(patient, name: str = "CT_small.dcm", **header: str):  # type: ignore[no-untyped-def]
+    """An imaging study of the patient with one processed instance (the pipeline runs inline)."""
+    from diagnostics.services import instance_store
+
+    stored = instance_store(
+        data=dicom_for(patient, name, **header), hospital_id=patient.hospital_id, source="browser", patient=patient
+    )
+    return stored.instance.series.study

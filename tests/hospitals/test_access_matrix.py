@@ -16,7 +16,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from consultations.models import Conclusion, Consultation, Message
 from hospitals.models import Hospital, Staff, User
 from patients.models import Consent, Patient
-from tests.conftest import Network, PatientFactory, StaffFactory, consultation_make, verified_login
+from tests.conftest import Network, PatientFactory, StaffFactory, consultation_make, study_make, verified_login
 
 ROLES = ("anonymous", "clinician", "specialist", "hospital_admin", "platform_admin")
 LOGIN = 302  # anonymous users are sent to the sign-in page
@@ -192,6 +192,16 @@ def _object_ids(kind: str | None, actor: User | None, network_a: Network, networ
         own_request = consultation_make(PatientFactory(hospital=network_a.regional))
         other_request = consultation_make(PatientFactory(hospital=network_b.regional))
         return {"own": own_request.pk, "other": other_request.pk, "absent": 987654}
+    if kind in ("study", "series", "instance"):
+        # An imaging study of a Tula patient under consultation with Moscow, so both sides may see it.
+        own_study = study_make(consultation_make(PatientFactory(hospital=network_a.regional)).patient)
+        other_study = study_make(consultation_make(PatientFactory(hospital=network_b.regional)).patient)
+        if kind == "study":
+            return {"own": own_study.pk, "other": other_study.pk, "absent": 987654}
+        own_series, other_series = own_study.series.get(), other_study.series.get()
+        if kind == "series":
+            return {"own": own_series.pk, "other": other_series.pk, "absent": 987654}
+        return {"own": own_series.instances.get().pk, "other": other_series.instances.get().pk, "absent": 987654}
     if kind == "patient":
         own_patient = PatientFactory(hospital=own_hospital)
         return {"own": own_patient.pk, "other": PatientFactory(hospital=network_b.regional).pk, "absent": 987654}

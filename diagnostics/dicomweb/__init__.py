@@ -1,0 +1,1 @@
+"""DICOMweb: STOW-RS, QIDO-RS and WADO-RS under /dicom-web/."""
