@@ -1,5 +1,5 @@
 """Imaging pages: uploads and the study list on the patient and consultation pages."""
 
-from django.urls import path  # noqa: F401
+from django.urls import URLPattern
 
-urlpatterns: list = []  # type: ignore[type-arg]
+urlpatterns: list[URLPattern] = []

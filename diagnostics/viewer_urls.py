@@ -1,5 +1,5 @@
 """The image viewer and the de-identified export."""
 
-from django.urls import path  # noqa: F401
+from django.urls import URLPattern
 
-urlpatterns: list = []  # type: ignore[type-arg]
+urlpatterns: list[URLPattern] = []
