@@ -1,4 +1,4 @@
-# One image for web (ASGI), worker and beat; docker-compose.yml picks the command.
+# One image for web (ASGI), worker, beat and the DICOM listener; docker-compose.yml picks the command.
 FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 MHOSPITAL_VAR_DIR=/var/lib/mhospital
 WORKDIR /app
@@ -14,5 +14,5 @@ COPY . .
 RUN DJANGO_ENV=production SECRET_KEY=build-only ALLOWED_HOSTS=build python manage.py collectstatic --noinput
 RUN useradd --system --uid 1000 mhospital && mkdir -p /var/lib/mhospital && chown mhospital /var/lib/mhospital
 USER mhospital
-EXPOSE 8000
+EXPOSE 8000 11112
 CMD ["uvicorn", "mhospital.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers", "--ws", "websockets-sansio"]

@@ -4,6 +4,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
+# The DICOM C-STORE listener started by `make run` (settings read the same variables).
+DICOM_LISTENER_AE_TITLE ?= MHOSPITAL
+DICOM_LISTENER_PORT ?= 11112
 
 .PHONY: run test lint typecheck messages clean
 
@@ -22,9 +25,11 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 run: $(VENV)/.installed
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py load_demo
-	@echo "M-Hospital: http://$(HOST):$(PORT)/  (Ctrl-C stops the server and the worker)"
+	@echo "M-Hospital: http://$(HOST):$(PORT)/  (Ctrl-C stops the server, the worker and the DICOM listener)"
+	@echo "DICOM C-STORE: AE title $(DICOM_LISTENER_AE_TITLE) at $(HOST):$(DICOM_LISTENER_PORT); demo device AE title TULA_US1"
 	@trap 'kill 0' INT TERM EXIT; \
 	$(VENV)/bin/celery -A mhospital worker --beat --concurrency 2 --loglevel INFO --quiet & \
+	$(PY) manage.py dicom_listen --host $(HOST) & \
 	$(VENV)/bin/uvicorn mhospital.asgi:application --host $(HOST) --port $(PORT) --proxy-headers --ws websockets-sansio
 
 test: $(VENV)/.installed-dev

@@ -19,6 +19,7 @@ from consultations.models import (
     ResponseDeadline,
     Transition,
 )
+from diagnostics.models import Study
 from hospitals.errors import Refused
 from hospitals.models import Specialty, Staff, User
 from hospitals.services import notify
@@ -162,6 +163,13 @@ TO_REQUESTER = {
 }
 
 
+def _other_side(consultation: Consultation, by: User) -> list[User]:
+    """Whom to tell of what `by` did: the requester, or the consultant (all of them until one accepts)."""
+    if side_of(consultation, by) == CONSULTANT:
+        return [consultation.requested_by]
+    return [consultation.assigned_to] if consultation.assigned_to else list(_consultants(consultation))
+
+
 def _tell(users: list[User], message: str, consultation: Consultation) -> None:
     """Notify people of something about a consultation; `message` takes the consultation's number as %(id)s."""
     url = reverse("consultation_detail", args=[consultation.pk])
@@ -211,14 +219,7 @@ def message_post(*, consultation: Consultation, by: User, body: str, attachment:
     if consultation.state in (State.CANCELLED, State.DRAFT):
         raise ConsultationRefused(_("This consultation is not open for messages."))
     message = Message.objects.create(consultation=consultation, author=by, body=body, attachment=attachment or "")
-    other_side = (
-        [consultation.requested_by]
-        if side_of(consultation, by) == CONSULTANT
-        else [consultation.assigned_to]
-        if consultation.assigned_to
-        else _consultants(consultation)
-    )
-    _tell(other_side, gettext_noop("New message in consultation #%(id)s"), consultation)
+    _tell(_other_side(consultation, by), gettext_noop("New message in consultation #%(id)s"), consultation)
     transaction.on_commit(lambda: events.consultation_changed(consultation.pk), robust=True)
     return message
 
@@ -259,6 +260,35 @@ def conclusion_sign(
         _tell([current.requested_by], message, current)
         transaction.on_commit(lambda: events.consultation_changed(current.pk), robust=True)
     return conclusion
+
+
+# A consultation takes images while it is being prepared or is before the specialist.
+TAKES_STUDIES = (State.DRAFT, *OPEN_STATES)
+
+
+@transaction.atomic
+def consultation_studies_attach(*, consultation: Consultation, studies: list[Study], by: User) -> int:
+    """Attach imaging studies of the consultation's patient (the caller has scoped them to the user);
+    attaching one twice changes nothing. Returns how many were new to it."""
+    if side_of(consultation, by) is None:
+        raise ConsultationRefused(_("Only the two sides of a consultation attach images to it."))
+    if consultation.state not in TAKES_STUDIES:
+        raise ConsultationRefused(
+            _("Images are no longer attached to this consultation: it is “%(state)s”.")
+            % {"state": consultation.get_state_display()}
+        )
+    if not studies:
+        raise ConsultationRefused(_("Choose the imaging studies to attach."))
+    if any(study.patient_id != consultation.patient_id for study in studies):
+        raise ConsultationRefused(_("Only images of this consultation's patient are attached to it."))
+    attached = set(consultation.studies.values_list("pk", flat=True))
+    new = [study for study in studies if study.pk not in attached]
+    if new:
+        consultation.studies.add(*new)
+        if consultation.is_open:
+            _tell(_other_side(consultation, by), gettext_noop("New images in consultation #%(id)s"), consultation)
+        transaction.on_commit(lambda: events.consultation_changed(consultation.pk), robust=True)
+    return len(new)
 
 
 def consultations_mark_overdue() -> int:

@@ -18,5 +18,11 @@ urlpatterns = [
         views.conclusion_download,
         name="consultation_conclusion_pdf",
     ),
+    path("consultations/<int:pk>/imaging/", views.consultation_imaging, name="consultation_imaging"),
+    path(
+        "consultations/<int:pk>/imaging/attach/",
+        views.consultation_studies_attach,
+        name="consultation_studies_attach",
+    ),
     path("consultations/<int:pk>/<slug:move>/", views.consultation_move, name="consultation_move"),
 ]

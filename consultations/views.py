@@ -1,5 +1,6 @@
 """Consultation pages: the worklist, a request, the consultation with its thread and conclusion."""
 
+import json
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -7,8 +8,9 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_otp import match_token
@@ -17,6 +19,7 @@ from consultations import selectors, services
 from consultations.forms import ConclusionForm, ConsultationRequestForm, MessageForm, MoveForm
 from consultations.models import Consultation
 from consultations.pdf import conclusion_pdf
+from diagnostics.selectors import studies_overview, studies_visible
 from hospitals.audit import Action, Outcome, audit_record
 from hospitals.models import Staff, User
 from hospitals.scoping import patients_visible, request_scope
@@ -156,6 +159,7 @@ def _detail(request: HttpRequest, consultation: Consultation, status: int = 200,
         "message_form": forms.get("message_form") or MessageForm(),
         "conclusion_form": forms.get("conclusion_form") or ConclusionForm(),
         "move_form": MoveForm(),
+        "takes_studies": side is not None and consultation.state in services.TAKES_STUDIES,
     }
     return render(request, "consultations/detail.html", context, status=status)
 
@@ -264,3 +268,54 @@ def message_attachment(request: HttpRequest, pk: int, message_id: int) -> FileRe
         raise Http404
     _audit(request, consultation, Action.EXPORT, detail=f"attachment of message {message_id}")
     return document_download(message.attachment)
+
+
+@require_GET
+@login_required
+def consultation_imaging(request: HttpRequest, pk: int) -> HttpResponse:
+    """The imaging section of the consultation page: the studies attached to it, and the patient's other
+    studies that could be (the section refreshes itself as images arrive)."""
+    consultation = _access(request, pk, Action.VIEW)
+    visible = studies_visible(request_scope(request)).filter(patient_id=consultation.patient_id)
+    attached = visible.filter(consultations=consultation)
+    _audit(request, consultation, Action.VIEW, detail="imaging studies")
+    rows = studies_overview(attached)
+    context = {
+        "rows": rows,
+        "pending": any(row.pending for row in rows),
+        "others": visible.exclude(pk__in=attached.values("pk")).order_by("-study_date", "-created_at"),
+        "consultation": consultation,
+        "patient": consultation.patient,
+        "attach_url": reverse("consultation_studies_attach", args=[pk])
+        if services.side_of(consultation, _user(request)) is not None and consultation.state in services.TAKES_STUDIES
+        else "",
+        "back": reverse("consultation_detail", args=[pk]),
+    }
+    return render(request, "diagnostics/_studies.html", context)
+
+
+@require_POST
+@login_required
+def consultation_studies_attach(request: HttpRequest, pk: int) -> HttpResponse:
+    """Attach studies of the patient (from the upload on this page, or chosen from the patient's others)."""
+    consultation = _access(request, pk, Action.UPDATE)
+    asked = [int(value) for value in request.POST.getlist("study") if value.isdigit()][:100]
+    studies = list(studies_visible(request_scope(request)).filter(pk__in=asked))
+    detail = f"imaging studies attached: {[study.pk for study in studies]}"
+    try:
+        with transaction.atomic():
+            added = services.consultation_studies_attach(consultation=consultation, studies=studies, by=_user(request))
+            _audit(request, consultation, Action.UPDATE, detail=detail)
+    except services.ConsultationRefused as refusal:
+        _audit(request, consultation, Action.UPDATE, outcome=Outcome.DENIED, detail=f"{detail}: {refusal}")
+        if request.htmx or "application/json" in request.headers.get("Accept", ""):  # type: ignore[attr-defined]
+            return JsonResponse({"code": refusal.code, "detail": str(refusal)}, status=409 if studies else 400)
+        messages.error(request, str(refusal))
+        return redirect("consultation_detail", pk=pk)
+    if request.htmx:  # type: ignore[attr-defined]
+        response = HttpResponse(status=204)
+        response["HX-Trigger"] = json.dumps({"mh:consultation": {"kind": "consultation", "id": consultation.pk}})
+        return response
+    if "application/json" in request.headers.get("Accept", ""):
+        return JsonResponse({"attached": added})
+    return redirect("consultation_detail", pk=pk)

@@ -21,6 +21,8 @@ from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, i
 from pydicom.uid import UID
 
 _UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
+# (7FE0,0010) OB with undefined length: how compressed pixel data always begins.
+_ENCAPSULATED_PIXEL_DATA = b"\xe0\x7f\x10\x00OB\x00\x00\xff\xff\xff\xff"
 # Executable headers a 128-byte preamble must never carry (PE, ELF, Mach-O, shell script).
 _EXECUTABLE_PREAMBLES = (b"MZ", b"\x7fELF", b"\xcf\xfa\xed\xfe", b"\xfe\xed\xfa\xcf", b"#!")
 
@@ -58,6 +60,9 @@ def header_read(data: bytes) -> Header:
         dataset = pydicom.dcmread(io.BytesIO(data))
     except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OverflowError, NotImplementedError) as exc:
         raise DicomInvalid(_("The DICOM header cannot be read: %(reason)s.") % {"reason": str(exc)[:200]}) from None
+    if "PixelData" not in dataset and _ENCAPSULATED_PIXEL_DATA in data:
+        # pydicom drops an encapsulated element that the file cuts off before its end marker.
+        raise DicomInvalid(_("The compressed pixel data is cut short: the file ends before its last frame."))
     meta = dataset.file_meta
     syntax = str(meta.get("TransferSyntaxUID", "") or "")
     uids = {
@@ -85,6 +90,14 @@ def header_read(data: bytes) -> Header:
         columns=columns,
         frames=frames,
     )
+
+
+def dataset_bytes(data: bytes) -> bytes:
+    """The data set of a Part 10 file without its preamble and file meta group, which each sender
+    writes its own way (its name, its implementation version)."""
+    if data[132:136] == b"\x02\x00\x00\x00":  # (0002,0000) File Meta Information Group Length
+        return data[144 + int.from_bytes(data[140:144], "little") :]
+    return data
 
 
 def _int(value: Any) -> int | None:

@@ -44,6 +44,8 @@ class Study(models.Model):
         indexes = [
             models.Index(fields=["patient", "study_date"], name="study_patient_date"),
             models.Index(fields=["hospital", "study_date"], name="study_hospital_date"),
+            # The order of Meta.ordering and of QIDO's answers: a search's first page comes off the index.
+            models.Index(fields=["-study_date", "-created_at", "id"], name="study_newest_first"),
         ]
 
     def __str__(self) -> str:
@@ -136,3 +138,48 @@ class Instance(models.Model):
     @property
     def thumbnail_name(self) -> str:
         return f"{self.preview_folder}/thumb.jpg"
+
+
+class Upload(models.Model):
+    """One file sent from a browser in chunks at known offsets, so a dropped link resumes where it stopped.
+
+    The chunks are kept as separate objects in Django's storage (any web worker, on any machine, may take
+    the next one); once all bytes are there the file, or each DICOM file in a ZIP archive, is stored as an
+    instance of the patient the clinician chose, and `results` says what became of each."""
+
+    class Status(models.TextChoices):
+        RECEIVING = "receiving", _("receiving")
+        STORING = "storing", _("storing")
+        DONE = "done", _("done")
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    patient = models.ForeignKey(
+        "patients.Patient", verbose_name=_("patient"), on_delete=models.CASCADE, related_name="+"
+    )
+    name = models.CharField(_("file name"), max_length=255)  # as the browser named it; shown, never used as a path
+    # SHA-256 of the client's key for the file (its path, size and modification time), so a retry finds it.
+    key = models.CharField(max_length=64)
+    size = models.PositiveBigIntegerField(_("size in bytes"))
+    offset = models.PositiveBigIntegerField(_("bytes received"), default=0)
+    # The chunks received, in order: [offset, length, storage name].
+    parts = models.JSONField(default=list, blank=True)
+    status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.RECEIVING)
+    # One entry per file: {"name", "outcome" (stored, already, refused, skipped), "message", "study"}.
+    results = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("upload")
+        verbose_name_plural = _("uploads")
+        indexes = [
+            models.Index(fields=["owner", "patient", "key"], name="upload_retry_lookup"),
+            models.Index(fields=["status", "updated_at"], name="upload_status_since"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.offset}/{self.size})"
+
+    @property
+    def part_folder(self) -> str:
+        return f"uploads/{self.pk}"

@@ -1,8 +1,10 @@
 """Reads of imaging data, always through the patient scoping of hospitals/scoping.py."""
 
-from django.db.models import QuerySet
+from dataclasses import dataclass, field
 
-from diagnostics.models import Instance, Series, Study
+from django.db.models import Count, Min, QuerySet
+
+from diagnostics.models import Instance, Series, Study, Upload
 from hospitals.scoping import Scope, patients_visible
 from patients.models import Patient
 
@@ -18,3 +20,83 @@ def series_visible(scope: Scope) -> QuerySet[Series]:
 
 def instances_visible(scope: Scope) -> QuerySet[Instance]:
     return Instance.objects.filter(series__study__in=studies_visible(scope).values("pk"))
+
+
+def uploads_visible(scope: Scope) -> QuerySet[Upload]:
+    """A user's own uploads, of patients they may still see: an upload is its sender's business."""
+    return Upload.objects.filter(
+        owner_id=scope.user_id or 0, patient__in=patients_visible(scope, Patient.objects.all()).values("pk")
+    )
+
+
+# How many failed images of a series are listed with their reasons (the rest are counted).
+FAILED_SHOWN = 10
+
+
+@dataclass
+class SeriesRow:
+    series: Series
+    counts: dict[str, int] = field(default_factory=dict)  # instances per status
+    thumbnail_id: int | None = None  # a ready instance whose thumbnail stands for the series
+    failed: list[Instance] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def badges(self) -> list[tuple[str, str, int]]:
+        """(status, its label, how many) for the statuses some image of the series is in."""
+        return [
+            (value, str(label), self.counts[value])
+            for value, label in Instance.Status.choices
+            if self.counts.get(value)
+        ]
+
+
+@dataclass
+class StudyRow:
+    study: Study
+    series: list[SeriesRow] = field(default_factory=list)
+
+    @property
+    def dicom_name(self) -> str:
+        """The patient's name as the images carry it, without DICOM's ^ between its parts."""
+        return " ".join(self.study.dicom_patient_name.replace("^", " ").split())
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {status: sum(row.counts.get(status, 0) for row in self.series) for status in Instance.Status.values}
+
+    @property
+    def pending(self) -> bool:
+        """Some image of the study is still on its way through the pipeline."""
+        counts = self.counts
+        return bool(counts[Instance.Status.QUEUED] or counts[Instance.Status.PROCESSING])
+
+
+def studies_overview(studies: QuerySet[Study]) -> list[StudyRow]:
+    """Studies (already scoped by the caller) with their series, counts of images per status, a thumbnail
+    per series and the reasons of failures: four queries, however many studies and images."""
+    rows = [StudyRow(study) for study in studies.order_by("-study_date", "-created_at", "pk")]
+    by_series: dict[int, SeriesRow] = {}
+    for series in Series.objects.filter(study__in=[row.study for row in rows]).order_by("number", "pk"):
+        by_series[series.pk] = SeriesRow(series, counts=dict.fromkeys(Instance.Status.values, 0))
+    by_study = {row.study.pk: row for row in rows}
+    for series_row in by_series.values():
+        by_study[series_row.series.study_id].series.append(series_row)
+    instances = Instance.objects.filter(series_id__in=list(by_series))
+    for counted in instances.values("series_id", "status").annotate(n=Count("pk")).order_by():
+        by_series[counted["series_id"]].counts[counted["status"]] = counted["n"]
+    ready = instances.filter(status=Instance.Status.READY, previews__gt=0)
+    for first in ready.values("series_id").annotate(first=Min("pk")).order_by():
+        by_series[first["series_id"]].thumbnail_id = first["first"]
+    for failed in (
+        instances.filter(status=Instance.Status.FAILED)
+        .order_by("series_id", "number", "pk")
+        .only("pk", "series_id", "number", "error")
+    ):
+        row = by_series[failed.series_id]
+        if len(row.failed) < FAILED_SHOWN:
+            row.failed.append(failed)
+    return rows

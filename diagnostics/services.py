@@ -3,7 +3,7 @@
 import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -42,27 +42,48 @@ class Stored:
     created: bool  # False: these very bytes had arrived before, and nothing was added
 
 
+@dataclass
+class Filed:
+    """What earlier stores of one batch (a STOW request) looked up: patients by record number, series by
+    study and series UID. Filled only once a store has succeeded, so nothing rolled back is remembered."""
+
+    patients: dict[str, Patient] = field(default_factory=dict)
+    series: dict[tuple[str, str], Series] = field(default_factory=dict)
+
+
 def instance_store(
-    *, data: bytes, hospital_id: int, source: str, patient: Patient | None = None, by: Any = None
+    *,
+    data: bytes,
+    hospital_id: int,
+    source: str,
+    patient: Patient | None = None,
+    by: Any = None,
+    header: dicom.Header | None = None,
+    filed: Filed | None = None,
 ) -> Stored:
     """Check, store and index one DICOM file, and queue its processing once the transaction commits.
 
     `patient`, when given, is the clinician's choice (already checked to be theirs); otherwise the header's
-    PatientID must be a record number of the hospital. Raises dicom.DicomInvalid or ImagingRefused; a
-    failure leaves nothing behind, so one bad file in a batch costs only itself."""
-    header = dicom.header_read(data)
+    PatientID must be a record number of the hospital. `header` is dicom.header_read(data) when the caller
+    has read it already; `filed` spares a batch the lookups of its earlier files. Raises dicom.DicomInvalid
+    or ImagingRefused; a failure leaves nothing behind, so one bad file in a batch costs only itself."""
+    header = header or dicom.header_read(data)
+    filed = filed if filed is not None else Filed()
     digest = hashlib.sha256(data).hexdigest()
     existing = Instance.objects.filter(hospital_id=hospital_id, sop_instance_uid=header.sop_uid).first()
     if existing is not None:
-        return _same_or_conflict(existing, digest)
+        return _same_or_conflict(existing, digest, data)
+    record = header.text("PatientID").upper() if patient is None else None  # None: the clinician chose
     if patient is None:
-        patient = _patient_of(header, hospital_id)
+        patient = filed.patients.get(record or "") or _patient_of(header, hospital_id)
     name = f"dicom/{digest[:2]}/{digest[2:4]}/{digest}.dcm"
     if not default_storage.exists(name):
         name = default_storage.save(name, ContentFile(data))
     try:
         with transaction.atomic():
-            series = _series_of(header, hospital_id, patient)
+            series = filed.series.get((header.study_uid, header.series_uid))
+            if series is None or series.study.patient_id != patient.pk:
+                series = _series_of(header, hospital_id, patient)
             instance = Instance.objects.create(
                 series=series,
                 hospital_id=hospital_id,
@@ -82,16 +103,24 @@ def instance_store(
                 uploaded_by=by if getattr(by, "pk", None) else None,
             )
             transaction.on_commit(lambda: _queue(instance.pk))
+        if record is not None:
+            filed.patients[record] = patient
+        filed.series[(header.study_uid, header.series_uid)] = series
     except IntegrityError:  # the same instance arrived at the same moment by another way in
         existing = Instance.objects.filter(hospital_id=hospital_id, sop_instance_uid=header.sop_uid).first()
         if existing is None:
             raise
-        return _same_or_conflict(existing, digest)
+        return _same_or_conflict(existing, digest, data)
     return Stored(instance, created=True)
 
 
-def _same_or_conflict(existing: Instance, digest: str) -> Stored:
+def _same_or_conflict(existing: Instance, digest: str, data: bytes) -> Stored:
     if existing.sha256 == digest:
+        return Stored(existing, created=False)
+    with default_storage.open(existing.file.name, "rb") as stored:
+        kept = stored.read()
+    if dicom.dataset_bytes(kept) == dicom.dataset_bytes(data):
+        # The same image with another file meta header (another sender's name for itself): not news.
         return Stored(existing, created=False)
     raise InstanceConflict(
         _(
@@ -157,6 +186,7 @@ def _series_of(header: dicom.Header, hospital_id: int, patient: Patient) -> Seri
             "number": _int(ds.get("SeriesNumber")),
         },
     )
+    series.study, study.patient = study, patient  # callers read them: no query to fetch them again
     return series
 
 
@@ -214,7 +244,7 @@ def instance_process(instance_id: int) -> bool:
     )
     if done:
         study_id = instance.series.study_id
-        transaction.on_commit(lambda: events.study_changed(study_id))
+        transaction.on_commit(lambda: events.study_changed(study_id), robust=True)
     return bool(done)
 
 
@@ -245,7 +275,7 @@ def instance_fail(instance_id: int, reason: str) -> None:
     )
     study_id = Instance.objects.filter(pk=instance_id).values_list("series__study_id", flat=True).first()
     if changed and study_id is not None:
-        transaction.on_commit(lambda: events.study_changed(study_id))
+        transaction.on_commit(lambda: events.study_changed(study_id), robust=True)
 
 
 def instance_reprocess(instance: Instance) -> bool:

@@ -26,3 +26,23 @@ def instance_process(self: Task, instance_id: int) -> bool:
 def instances_requeue_stuck() -> int:
     """Periodic (Celery beat): see services.instances_requeue_stuck."""
     return services.instances_requeue_stuck()
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=MAX_RETRIES)
+def upload_store(self: Task, upload_id: int) -> bool:
+    """Store the files of a complete browser upload; storage or database trouble is retried with backoff
+    (and the periodic sweep queues it again after that)."""
+    from diagnostics import uploads
+
+    try:
+        return uploads.upload_store(upload_id)
+    except (OSError, DatabaseError) as exc:
+        raise self.retry(exc=exc, countdown=min(300, 5 * 2**self.request.retries)) from exc
+
+
+@shared_task(acks_late=True)
+def uploads_sweep() -> int:
+    """Periodic (Celery beat): see uploads.uploads_sweep."""
+    from diagnostics import uploads
+
+    return uploads.uploads_sweep()

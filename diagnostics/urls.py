@@ -1,5 +1,15 @@
 """Imaging pages: uploads and the study list on the patient and consultation pages."""
 
-from django.urls import URLPattern
+from django.urls import path
 
-urlpatterns: list[URLPattern] = []
+from diagnostics import views
+
+app_name = "diagnostics"
+
+urlpatterns = [
+    path("imaging/patients/<int:pk>/", views.patient_imaging, name="patient_imaging"),
+    path("imaging/patients/<int:pk>/uploads/", views.upload_create, name="upload_create"),
+    path("imaging/uploads/<int:pk>/", views.upload_state, name="upload"),
+    path("imaging/instances/<int:pk>/thumbnail.jpg", views.instance_thumbnail, name="instance_thumbnail"),
+    path("imaging/instances/<int:pk>/retry/", views.instance_retry, name="instance_retry"),
+]

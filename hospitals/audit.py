@@ -9,6 +9,8 @@ not the database: someone who can write to the database cannot forge a chain.
 import ipaddress
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC
 from typing import Any
 
@@ -112,26 +114,57 @@ def audit_record(
         object_type = object_type or obj._meta.label_lower
         object_id = object_id or obj.pk
     actor = user if user is not None else getattr(request, "user", None)
+    entry = AuditEntry(
+        at=timezone.now(),
+        action=action,
+        outcome=outcome,
+        object_type=object_type,
+        object_id=_text(object_id, 64),
+        patient_id=_text(patient_id or "", 64),
+        detail=_text(detail, 500),
+        **_actor(actor, request),
+        **_client(request),
+    )
+    batch = _batch.get()
+    if batch is not None:
+        batch.append(entry)  # chained and written when the batch closes
+        return entry
+    _append([entry])
+    return entry
+
+
+def _append(entries: list[AuditEntry]) -> None:
+    """Chain the entries after the trail's head and write them: one lock of the head however many."""
     with transaction.atomic():
         head, _ = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
-        entry = AuditEntry(
-            seq=head.last_seq + 1,
-            at=timezone.now(),
-            action=action,
-            outcome=outcome,
-            object_type=object_type,
-            object_id=_text(object_id, 64),
-            patient_id=_text(patient_id or "", 64),
-            detail=_text(detail, 500),
-            prev_hash=head.last_hash,
-            **_actor(actor, request),
-            **_client(request),
-        )
-        entry.hash = entry_hash(entry)
-        entry.save()
-        head.last_seq, head.last_hash = entry.seq, entry.hash
+        for entry in entries:
+            entry.seq, entry.prev_hash = head.last_seq + 1, head.last_hash
+            entry.hash = entry_hash(entry)
+            head.last_seq, head.last_hash = entry.seq, entry.hash
+        # The queryset refuses bulk_create to everyone else; appending chained rows is this module's job.
+        models.QuerySet.bulk_create(AuditEntry.objects.all(), entries)
         head.save(update_fields=["last_seq", "last_hash"])
-    return entry
+
+
+_batch: ContextVar[list[AuditEntry] | None] = ContextVar("audit_batch", default=None)
+
+
+@contextmanager
+def audit_batch() -> Iterator[None]:
+    """Collect the audit rows of a block and append them together when it ends without an error: for a
+    request that writes many records (a DICOMweb store of a whole study). Use it inside the transaction
+    that writes those records, so rows and audit commit or vanish together."""
+    if _batch.get() is not None:
+        yield
+        return
+    token = _batch.set([])
+    try:
+        yield
+        entries = _batch.get() or []
+    finally:
+        _batch.reset(token)
+    if entries:
+        _append(entries)
 
 
 def audit_verify() -> Iterator[str]:

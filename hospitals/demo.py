@@ -2,6 +2,7 @@
 
 import base64
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -68,6 +69,17 @@ STAFF = [
 PLATFORM_ADMIN = "platform.admin"
 
 
+# Other apps add their demo rows (devices, ...) through a registered loader, so this module imports none of
+# them. A loader runs inside demo_load's transaction, gets the demo hospitals by name, and must be idempotent.
+DemoLoader = Callable[[dict[str, Hospital]], None]
+_demo_loaders: list[DemoLoader] = []
+
+
+def demo_loader_register(loader: DemoLoader) -> None:
+    if loader not in _demo_loaders:
+        _demo_loaders.append(loader)
+
+
 def demo_totp_key(username: str) -> str:
     """A fixed authenticator key per demo user, so the printed secret stays valid across runs."""
     return hashlib.sha1(f"mhospital-demo:{username}".encode()).hexdigest()
@@ -111,6 +123,8 @@ def demo_load() -> list[DemoLogin]:
         logins.append(DemoLogin(username, f"{last} {first}", staff.get_role_display(), hospital_name, secret))
     admin = _demo_user(PLATFORM_ADMIN, "Platform", "Admin", is_superuser=True)
     logins.append(DemoLogin(PLATFORM_ADMIN, "Admin Platform", "Platform admin", "—", _demo_device(admin)))
+    for loader in _demo_loaders:
+        loader(hospitals)
     return logins
 
 

@@ -61,6 +61,13 @@ class IdleTimeoutMiddleware:
         return self.get_response(request)
 
 
+def body_limit_for(path: str) -> int:
+    """The most bytes a request to `path` may carry: DICOMweb stores take whole studies in one request."""
+    if path.startswith("/dicom-web/"):
+        return int(settings.DICOMWEB_MAX_REQUEST_BYTES)
+    return int(settings.MAX_REQUEST_BYTES)
+
+
 class UploadLimitMiddleware:
     """Refuse an oversized request before its body is read: a 2 GB file over a train's link must be told
     at once, not after it has filled the server's disk. Audited like any refused request."""
@@ -73,7 +80,7 @@ class UploadLimitMiddleware:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
-        limit = settings.MAX_REQUEST_BYTES
+        limit = body_limit_for(request.path)
         if length <= limit:
             return self.get_response(request)
         audit_record(
@@ -137,8 +144,8 @@ class AccountGateMiddleware:
         match = request.resolver_match
         if not user.is_authenticated or match is None or match.view_name in _GATE_EXEMPT:
             return None
-        if match.route.startswith("api/"):
-            return None  # the API answers for itself, in JSON (hospitals.api_rules.SignedInWithSecondFactor)
+        if match.route.startswith(("api/", "dicom-web/")):
+            return None  # the APIs answer for themselves, in JSON (hospitals.api_rules.SignedInWithSecondFactor)
         if not user.is_verified() and request_scope(request).needs_second_factor:
             has_device = user.totpdevice_set.filter(confirmed=True).exists()
             target = "accounts:otp_verify" if has_device else "accounts:otp_setup"

@@ -173,7 +173,7 @@ class AuditQuerySet(models.QuerySet["AuditEntry"]):
         raise PermissionError("Audit entries are append-only.")
 
     def bulk_create(self, *args: Any, **kwargs: Any) -> NoReturn:
-        raise PermissionError("Audit entries are written one at a time through hospitals.audit.")
+        raise PermissionError("Audit entries are written through hospitals.audit, which chains them.")
 
 
 class AuditEntry(models.Model):

@@ -154,12 +154,13 @@ else:
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "broker"
-    for _folder in ("queue", "processed"):
+    for _folder in ("queue", "processed", "control"):
         (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),  # broadcasts (ping, inspect), not the checkout
         "store_processed": False,
     }
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
@@ -172,6 +173,7 @@ WORKER_HEARTBEAT_SECONDS = env.int("WORKER_HEARTBEAT_SECONDS", default=10)
 CELERY_BEAT_SCHEDULE = {
     "consultations-mark-overdue": {"task": "consultations.tasks.consultations_mark_overdue", "schedule": 60.0},
     "imaging-requeue-stuck": {"task": "diagnostics.tasks.instances_requeue_stuck", "schedule": 300.0},
+    "imaging-uploads-sweep": {"task": "diagnostics.tasks.uploads_sweep", "schedule": 600.0},
 }
 
 # Imaging.
@@ -181,6 +183,27 @@ DICOM_MAX_DECODED_BYTES = env.int("DICOM_MAX_DECODED_BYTES", default=1024 * 2**2
 IMAGING_STUCK_MINUTES = env.int("IMAGING_STUCK_MINUTES", default=10)
 # Dotted paths of callables (instance, dataset) run on every processed image: the AI readers' hook.
 IMAGING_READERS: list[str] = env.list("IMAGING_READERS", default=[])
+# Browser uploads arrive in resumable chunks, each one request under MAX_REQUEST_BYTES. One file (or ZIP
+# archive) may be at most IMAGING_UPLOAD_MAX_BYTES; unfinished ones are dropped after the days below.
+IMAGING_UPLOAD_MAX_BYTES = env.int("IMAGING_UPLOAD_MAX_BYTES", default=2 * 2**30)
+IMAGING_UPLOAD_CHUNK_MAX_BYTES = env.int("IMAGING_UPLOAD_CHUNK_MAX_BYTES", default=8 * 2**20)
+IMAGING_UPLOAD_KEEP_DAYS = env.int("IMAGING_UPLOAD_KEEP_DAYS", default=7)
+# A ZIP archive is unpacked entry by entry in memory, never to disk, within these limits; an entry that
+# unpacks to more than IMAGING_ZIP_MAX_RATIO times its packed size (a decompression bomb) is refused.
+IMAGING_ZIP_MAX_ENTRIES = env.int("IMAGING_ZIP_MAX_ENTRIES", default=10000)
+IMAGING_ZIP_MAX_UNPACKED_BYTES = env.int("IMAGING_ZIP_MAX_UNPACKED_BYTES", default=4 * 2**30)
+IMAGING_ZIP_MAX_RATIO = env.int("IMAGING_ZIP_MAX_RATIO", default=100)
+
+# The DICOM C-STORE listener (`manage.py dicom_listen`): modalities send to this AE title, host and port.
+# Only active devices' AE titles may connect (devices.Device). 0.0.0.0 listens on every interface.
+DICOM_LISTENER_AE_TITLE = env.str("DICOM_LISTENER_AE_TITLE", default="MHOSPITAL")
+DICOM_LISTENER_HOST = env.str("DICOM_LISTENER_HOST", default="127.0.0.1")
+DICOM_LISTENER_PORT = env.int("DICOM_LISTENER_PORT", default=11112)
+DICOM_LISTENER_MAX_ASSOCIATIONS = env.int("DICOM_LISTENER_MAX_ASSOCIATIONS", default=10)
+# Seconds: to negotiate an association, to wait for a DIMSE message, and of silence before the link is dropped.
+DICOM_LISTENER_ACSE_TIMEOUT = env.int("DICOM_LISTENER_ACSE_TIMEOUT", default=30)
+DICOM_LISTENER_DIMSE_TIMEOUT = env.int("DICOM_LISTENER_DIMSE_TIMEOUT", default=30)
+DICOM_LISTENER_NETWORK_TIMEOUT = env.int("DICOM_LISTENER_NETWORK_TIMEOUT", default=60)
 
 # Accounts and sign-in.
 AUTH_USER_MODEL = "hospitals.User"
@@ -252,6 +275,8 @@ CONSENT_SCAN_MAX_BYTES = env.int("CONSENT_SCAN_MAX_BYTES", default=10 * 2**20)
 ATTACHMENT_MAX_BYTES = env.int("ATTACHMENT_MAX_BYTES", default=20 * 2**20)
 # Any request body above this is refused before it is read (imaging uploads come in resumable chunks).
 MAX_REQUEST_BYTES = env.int("MAX_REQUEST_BYTES", default=25 * 2**20)
+# DICOMweb STOW-RS carries whole studies from machines on the hospital network.
+DICOMWEB_MAX_REQUEST_BYTES = env.int("DICOMWEB_MAX_REQUEST_BYTES", default=1024 * 2**20)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -294,5 +319,6 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # pydicom logs every decoder that fails to read a frame; the pipeline records the reason on the image.
-    "loggers": {"axes": {"level": "WARNING"}, "pydicom": {"level": "CRITICAL"}},
+    # pynetdicom narrates every association at INFO; devices.dicom_listener logs what matters.
+    "loggers": {"axes": {"level": "WARNING"}, "pydicom": {"level": "CRITICAL"}, "pynetdicom": {"level": "WARNING"}},
 }

@@ -167,9 +167,11 @@ def celery_inline():  # type: ignore[no-untyped-def]
     `celery_worker` fixture turns this off and starts a real worker instead."""
     from mhospital.celery import app
 
-    app.conf.task_always_eager = True
+    # The app reads its settings under the CELERY_ namespace: that key is looked up before the plain
+    # `task_always_eager`, so only it takes effect.
+    app.conf.CELERY_TASK_ALWAYS_EAGER = True
     yield
-    app.conf.task_always_eager = False
+    app.conf.CELERY_TASK_ALWAYS_EAGER = False
 
 
 def dicom_bytes(name: str) -> bytes:
@@ -191,6 +193,7 @@ def dicom_for(patient, name: str = "CT_small.dcm", **header: str) -> bytes:  # t
     from pydicom.uid import generate_uid
 
     dataset = pydicom.dcmread(io.BytesIO(dicom_bytes(name)))
+    dataset.SpecificCharacterSet = "ISO_IR 192"  # UTF-8: Cyrillic names, as Russian modalities write them
     dataset.PatientID = patient.record_number
     dataset.PatientName = f"{patient.family_name}^{patient.given_name}"
     dataset.StudyInstanceUID = header.pop("StudyInstanceUID", None) or generate_uid()
@@ -204,11 +207,51 @@ def dicom_for(patient, name: str = "CT_small.dcm", **header: str) -> bytes:  # t
     return out.getvalue()
 
 
-def study_make(patient, name: str = "CT_small.dcm", **header: str):  # type: ignore[no-untyped-def]
-    """An imaging study of the patient with one processed instance (the pipeline runs inline)."""
+def store_now(patient, data: bytes, source: str = "browser"):  # type: ignore[no-untyped-def]
+    """instance_store for the patient, with its on-commit work (the pipeline, inline; the live events) run
+    at once even inside a test's transaction."""
+    from django.test import TestCase
+
     from diagnostics.services import instance_store
 
-    stored = instance_store(
-        data=dicom_for(patient, name, **header), hospital_id=patient.hospital_id, source="browser", patient=patient
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return instance_store(data=data, hospital_id=patient.hospital_id, source=source, patient=patient)
+
+
+def study_make(patient, name: str = "CT_small.dcm", **header: str):  # type: ignore[no-untyped-def]
+    """An imaging study of the patient with one processed instance (the pipeline runs inline)."""
+    return store_now(patient, dicom_for(patient, name, **header)).instance.series.study
+
+
+# A live server.
+
+
+@pytest.fixture
+def asgi_server(transactional_db):  # type: ignore[no-untyped-def]
+    """The real ASGI application (HTTP and WebSockets) under uvicorn on 127.0.0.1, in a thread of this process,
+    for browsers (live updates reach them) and HTTP clients such as dicomweb-client. Yields its base URL."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from mhospital.asgi import application
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            application, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="websockets-sansio"
+        )
     )
-    return stored.instance.series.study
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "the ASGI server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)

@@ -41,34 +41,3 @@ def page(browser):  # type: ignore[no-untyped-def]
     page.set_default_timeout(15_000)
     yield page
     context.close()
-
-
-@pytest.fixture
-def asgi_server(transactional_db):  # type: ignore[no-untyped-def]
-    """The real ASGI application (HTTP and WebSockets) under uvicorn on 127.0.0.1, in a thread of this process,
-    so live updates reach the browser. Yields its base URL."""
-    import socket
-    import threading
-    import time
-
-    import uvicorn
-
-    from mhospital.asgi import application
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            application, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="websockets-sansio"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the ASGI server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)

@@ -14,6 +14,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from consultations.models import Conclusion, Consultation, Message
+from diagnostics.models import Upload
 from hospitals.models import Hospital, Staff, User
 from patients.models import Consent, Patient
 from tests.conftest import Network, PatientFactory, StaffFactory, consultation_make, study_make, verified_login
@@ -109,6 +110,31 @@ MATRIX: dict[str, Route] = {
         "patient",
         {"telemedicine": "on", "data_sharing": "on"},
     ),
+    # Imaging on the patient and consultation pages: whoever may see the patient (diagnostics/views.py).
+    "imaging/patients/<int:pk>/": Route("/imaging/patients/{pk}/", PATIENT_OBJECT, obj="patient"),
+    "imaging/patients/<int:pk>/uploads/": Route(
+        "/imaging/patients/{pk}/uploads/",
+        {**PATIENT_OBJECT, "clinician": 201, "specialist": 201},
+        "POST",
+        "patient",
+        {"name": "IM0001.dcm", "size": "1000", "key": "IM0001.dcm|1000|1"},
+    ),
+    "imaging/uploads/<int:pk>/": Route("/imaging/uploads/{pk}/", PATIENT_OBJECT, obj="upload"),  # its sender's
+    "imaging/instances/<int:pk>/thumbnail.jpg": Route(
+        "/imaging/instances/{pk}/thumbnail.jpg", PATIENT_OBJECT, obj="instance"
+    ),
+    # "Try again" on an image that is not failed: told so, back to the page.
+    "imaging/instances/<int:pk>/retry/": Route(
+        "/imaging/instances/{pk}/retry/", {**PATIENT_OBJECT, "clinician": 302, "specialist": 302}, "POST", "instance"
+    ),
+    "consultations/<int:pk>/imaging/": Route("/consultations/{pk}/imaging/", PATIENT_OBJECT, obj="consultation"),
+    # No study named: told so, back to the consultation.
+    "consultations/<int:pk>/imaging/attach/": Route(
+        "/consultations/{pk}/imaging/attach/",
+        {**PATIENT_OBJECT, "clinician": 302, "specialist": 302},
+        "POST",
+        "consultation",
+    ),
     # The API: JSON, 403 without credentials; the same scoping as the pages (admins see empty lists).
     "api/v1/^patients/$": Route("/api/v1/patients/", API_EVERYONE),
     "api/v1/^patients/(?P<pk>[^/.]+)/$": Route("/api/v1/patients/{pk}/", API_OBJECT, obj="patient"),
@@ -135,6 +161,53 @@ MATRIX: dict[str, Route] = {
     # Django admin: platform admins only; everyone else goes to the one sign-in page.
     "admin/login/": Route("/admin/login/", _everyone(302, anonymous=302)),
     "admin/": Route("/admin/", {**_everyone(302), "platform_admin": 200}),
+    # DICOMweb (diagnostics/dicomweb/): the API's rules; objects named by DICOM UIDs, others' like absent ones.
+    "dicom-web/studies": Route("/dicom-web/studies", API_EVERYONE),
+    "dicom-web/series": Route("/dicom-web/series", API_EVERYONE),
+    "dicom-web/instances": Route("/dicom-web/instances", API_EVERYONE),
+    "dicom-web/studies/<str:study>": Route("/dicom-web/studies/{pk}", API_OBJECT, obj="study_uid"),
+    "dicom-web/studies/<str:study>/metadata": Route("/dicom-web/studies/{pk}/metadata", API_OBJECT, obj="study_uid"),
+    "dicom-web/studies/<str:study>/series": Route("/dicom-web/studies/{pk}/series", API_OBJECT, obj="study_uid"),
+    "dicom-web/studies/<str:study>/instances": Route("/dicom-web/studies/{pk}/instances", API_OBJECT, obj="study_uid"),
+    "dicom-web/studies/<str:study>/series/<str:series>": Route(
+        "/dicom-web/studies/{pk}/series/{sub}", API_OBJECT, obj="series_uid"
+    ),
+    "dicom-web/studies/<str:study>/series/<str:series>/metadata": Route(
+        "/dicom-web/studies/{pk}/series/{sub}/metadata", API_OBJECT, obj="series_uid"
+    ),
+    "dicom-web/studies/<str:study>/series/<str:series>/instances": Route(
+        "/dicom-web/studies/{pk}/series/{sub}/instances", API_OBJECT, obj="series_uid"
+    ),
+    "dicom-web/studies/<str:study>/series/<str:series>/instances/<str:instance>": Route(
+        "/dicom-web/studies/{pk}/series/{sub}/instances/{sop}", API_OBJECT, obj="instance_uid"
+    ),
+    "dicom-web/studies/<str:study>/series/<str:series>/instances/<str:instance>/metadata": Route(
+        "/dicom-web/studies/{pk}/series/{sub}/instances/{sop}/metadata", API_OBJECT, obj="instance_uid"
+    ),
+    "dicom-web/studies/<str:study>/series/<str:series>/instances/<str:instance>/rendered": Route(
+        "/dicom-web/studies/{pk}/series/{sub}/instances/{sop}/rendered", API_OBJECT, obj="instance_uid"
+    ),
+    "dicom-web/studies/<str:study>/series/<str:series>/instances/<str:instance>/frames/<str:frames>": Route(
+        "/dicom-web/studies/{pk}/series/{sub}/instances/{sop}/frames/1", API_OBJECT, obj="instance_uid"
+    ),
+    "dicom-web/studies/<str:study>/series/<str:series>/instances/<str:instance>/frames/<str:frames>/rendered": Route(
+        "/dicom-web/studies/{pk}/series/{sub}/instances/{sop}/frames/1/rendered", API_OBJECT, obj="instance_uid"
+    ),
+    # The image viewer and the de-identified export: whoever may see the patient (diagnostics/viewer.py).
+    "imaging/studies/<int:pk>/viewer/": Route("/imaging/studies/{pk}/viewer/", PATIENT_OBJECT, obj="study"),
+    "imaging/studies/<int:pk>/viewer/export/": Route(
+        "/imaging/studies/{pk}/viewer/export/", PATIENT_OBJECT, "POST", "study"
+    ),
+    "imaging/series/<int:pk>/viewer/": Route("/imaging/series/{pk}/viewer/", PATIENT_OBJECT, obj="series"),
+    "imaging/series/<int:pk>/viewer/thumbnail.jpg": Route(
+        "/imaging/series/{pk}/viewer/thumbnail.jpg", PATIENT_OBJECT, obj="series"
+    ),
+    "imaging/instances/<int:pk>/viewer/frames/<int:frame>.jpg": Route(
+        "/imaging/instances/{pk}/viewer/frames/1.jpg", PATIENT_OBJECT, obj="instance"
+    ),
+    "imaging/instances/<int:pk>/viewer/frames/<int:frame>.bin": Route(
+        "/imaging/instances/{pk}/viewer/frames/1.bin", PATIENT_OBJECT, obj="instance"
+    ),
 }
 
 
@@ -202,6 +275,24 @@ def _object_ids(kind: str | None, actor: User | None, network_a: Network, networ
         if kind == "series":
             return {"own": own_series.pk, "other": other_series.pk, "absent": 987654}
         return {"own": own_series.instances.get().pk, "other": other_series.instances.get().pk, "absent": 987654}
+    if kind in ("study_uid", "series_uid", "instance_uid"):
+        # The same as above, named as DICOMweb paths name them: (study, series, SOP instance) UIDs.
+        depth = ("study_uid", "series_uid", "instance_uid").index(kind) + 1
+        uids = {}
+        for side, hospital in (("own", network_a.regional), ("other", network_b.regional)):
+            study = study_make(consultation_make(PatientFactory(hospital=hospital)).patient)
+            instance = study.series.get().instances.get()
+            uids[side] = (study.study_instance_uid, instance.series.series_instance_uid, instance.sop_instance_uid)
+        uids["absent"] = ("1.2.3.987654", "1.2.3.987655", "1.2.3.987656")
+        return {side: values[0] if depth == 1 else values[:depth] for side, values in uids.items()}
+    if kind == "upload":
+        # The actor's own upload, for a Tula patient under consultation with Moscow (both sides see the patient).
+        sender = actor or StaffFactory(hospital=network_a.regional).user
+        own_upload = _upload_of(sender, consultation_make(PatientFactory(hospital=network_a.regional)).patient)
+        other_upload = _upload_of(
+            StaffFactory(hospital=network_b.regional).user, PatientFactory(hospital=network_b.regional)
+        )
+        return {"own": own_upload.pk, "other": other_upload.pk, "absent": 987654}
     if kind == "patient":
         own_patient = PatientFactory(hospital=own_hospital)
         return {"own": own_patient.pk, "other": PatientFactory(hospital=network_b.regional).pk, "absent": 987654}
@@ -210,6 +301,10 @@ def _object_ids(kind: str | None, actor: User | None, network_a: Network, networ
         other = StaffFactory(hospital=network_b.regional, role=Staff.Role.CLINICIAN)
         return {"own": own.pk, "other": other.pk, "absent": 987654}
     return {}
+
+
+def _upload_of(sender: User, patient: Patient) -> Upload:
+    return Upload.objects.create(owner=sender, patient=patient, name="IM0001.dcm", key="k", size=1000)
 
 
 def _with_attachment(consultation: Consultation) -> Message:
@@ -247,10 +342,11 @@ def _concluded(patient: Patient) -> Consultation:
     return consultation
 
 
-def _request(client: Client, route: Route, pk: int | tuple[int, int] | None = None) -> tuple[int, str]:
-    """Request the route for an object id (or an (object, sub-object) pair); the answer with the ids blanked."""
+def _request(client: Client, route: Route, pk: int | str | tuple[int | str, ...] | None = None) -> tuple[int, str]:
+    """Request the route for an object id (or an (object, sub-object[, sub-sub-object]) tuple); the answer with
+    the ids blanked."""
     ids = pk if isinstance(pk, tuple) else (pk, None)
-    path = route.path.format(pk=ids[0], sub=ids[1])
+    path = route.path.format(**dict(zip(("pk", "sub", "sop"), ids, strict=False)))
     response = client.post(path, route.data) if route.method == "POST" else client.get(path)
     content = b"".join(response.streaming_content) if response.streaming else response.content
     body = content.decode(errors="replace") + response.get("Location", "")

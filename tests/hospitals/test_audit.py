@@ -216,3 +216,28 @@ def test_a_probe_with_nul_characters_is_still_recorded(network_a: Network, login
     assert client.get("/audit/", {"user": "a\x00b"}).status_code == 200
     assert AuditEntry.objects.filter(action="list").count() == 2
     call_command("verify_audit")
+
+
+def test_a_batch_of_rows_is_chained_like_rows_written_one_by_one(db, capsys) -> None:  # type: ignore[no-untyped-def]
+    from hospitals.audit import audit_batch
+
+    audit_record(request=None, action=Action.VIEW, object_type="before")
+    with transaction.atomic(), audit_batch():
+        for n in range(5):
+            audit_record(request=None, action=Action.CREATE, object_type="batched", object_id=n)
+        assert not AuditEntry.objects.filter(object_type="batched").exists()  # written when the batch closes
+    audit_record(request=None, action=Action.VIEW, object_type="after")
+    rows = list(AuditEntry.objects.order_by("seq").values_list("seq", "object_type"))
+    assert [kind for _, kind in rows] == ["before", *["batched"] * 5, "after"]
+    assert [seq for seq, _ in rows] == list(range(rows[0][0], rows[0][0] + 7))
+    call_command("verify_audit")
+    assert "intact" in capsys.readouterr().out
+
+
+def test_a_batch_that_fails_writes_nothing(db) -> None:  # type: ignore[no-untyped-def]
+    from hospitals.audit import audit_batch
+
+    with pytest.raises(RuntimeError), transaction.atomic(), audit_batch():
+        audit_record(request=None, action=Action.CREATE, object_type="batched")
+        raise RuntimeError("the store failed")
+    assert not AuditEntry.objects.filter(object_type="batched").exists()

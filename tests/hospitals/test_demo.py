@@ -35,3 +35,21 @@ def test_the_printed_demo_login_and_code_get_a_specialist_in(db) -> None:  # typ
     assert response["Location"] == "/"
     assert "Worklist" in client.get("/").content.decode()
     assert Staff.objects.get(user__username="moscow.cardiologist").hospital.name.startswith("Central Clinical")
+
+
+def test_the_demo_has_a_tula_patient_with_consent_and_images_ready_to_view(db) -> None:  # type: ignore[no-untyped-def]
+    from django.test import TestCase
+
+    from diagnostics.models import Instance
+    from patients.models import Patient
+
+    with TestCase.captureOnCommitCallbacks(execute=True):  # the pipeline, inline as the worker would run it
+        call_command("load_demo", stdout=StringIO())
+        call_command("load_demo", stdout=StringIO())
+    patient = Patient.objects.get(record_number="TUL-DEMO-1")
+    assert patient.hospital.name == "Tula Regional Hospital" and patient.consents.get().is_valid
+    images = Instance.objects.filter(series__study__patient=patient)
+    assert sorted(images.values_list("series__study__description", "status", "frames")) == [
+        ("CT chest", "ready", 1),
+        ("Ultrasound, kidneys", "ready", 30),
+    ]

@@ -1,0 +1,72 @@
+"""Devices of a hospital: modalities and analysers that send results to the platform by themselves.
+
+A DICOM modality is known by its AE title. An association is accepted only from the AE title of an active
+device of an active hospital (the allow-list), and the images it sends are filed under that hospital.
+"""
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+
+def validate_ae_title(value: str) -> None:
+    """A DICOM AE title (PS3.5, VR AE): 1–16 ASCII characters, no backslash, no control characters, and
+    not only spaces (leading and trailing spaces are not significant, so they are not kept)."""
+    if value != value.strip(" "):
+        raise ValidationError(_("An AE title has no spaces at its start or end."), code="ae_title_spaces")
+    if not value or len(value) > 16:
+        raise ValidationError(_("An AE title has 1 to 16 characters."), code="ae_title_length")
+    if any(not (" " <= char <= "~") or char == "\\" for char in value):
+        raise ValidationError(
+            _("An AE title uses only Latin letters, digits, spaces and punctuation other than “\\”, e.g. TULA_US1."),
+            code="ae_title_characters",
+        )
+
+
+class Device(models.Model):
+    class Kind(models.TextChoices):
+        ULTRASOUND = "ultrasound", _("ultrasound scanner")
+        XRAY = "x-ray", _("X-ray unit")
+        CT = "ct", _("CT scanner")
+        LAB_ANALYSER = "lab_analyser", _("lab analyser")
+        GLUCOSE_METER = "glucose_meter", _("glucose meter")
+        STETHOSCOPE = "stethoscope", _("digital stethoscope")
+        ECG = "ecg", _("ECG recorder")
+        OTHER = "other", _("other")
+
+    hospital = models.ForeignKey(
+        "hospitals.Hospital", verbose_name=_("hospital"), on_delete=models.PROTECT, related_name="devices"
+    )
+    name = models.CharField(_("name"), max_length=120, help_text=_("As staff know it, e.g. “Portable ultrasound 1”."))
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
+    # Empty for a device that does not speak DICOM (a glucose meter); unique when set.
+    ae_title = models.CharField(
+        _("DICOM AE title"),
+        max_length=16,
+        blank=True,
+        validators=[validate_ae_title],
+        help_text=_(
+            "The device's own (calling) AE title, as set on the modality. Only active devices may send images, "
+            "and their images are filed under this device's hospital."
+        ),
+    )
+    active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    last_seen_at = models.DateTimeField(_("last seen"), null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["hospital", "name"]
+        verbose_name = _("device")
+        verbose_name_plural = _("devices")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["ae_title"],
+                condition=~Q(ae_title=""),
+                name="device_ae_title_unique",
+                violation_error_message=_("Another device already has this AE title."),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.ae_title})" if self.ae_title else self.name

@@ -1,0 +1,137 @@
+"""In a real browser: Moscow's radiologist opens the images of a Tula patient under consultation, windows the
+CT by dragging, picks a preset, measures, switches to the ultrasound loop and plays it."""
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import pydicom
+import pytest
+from django.db import connection
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from pydicom.data import get_testdata_file
+from pydicom.pixels import apply_modality_lut
+from pydicom.uid import generate_uid
+
+from diagnostics.models import Instance
+from hospitals.demo import DEMO_PASSWORD, demo_load
+from hospitals.models import Hospital
+from tests.conftest import PatientFactory, consultation_make, dicom_for, store_now
+
+pytestmark = [pytest.mark.browser]
+
+# The red channel summed over the canvas: changes whenever what is drawn changes.
+CANVAS_SUM = """() => {
+  const canvas = document.getElementById("viewer-canvas");
+  const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+  let sum = 0;
+  for (let i = 0; i < data.length; i += 4) sum += data[i];
+  return sum;
+}"""
+
+
+def _code(username: str) -> str:
+    device = TOTPDevice.objects.get(user__username=username, confirmed=True)
+    TOTPDevice.objects.filter(pk=device.pk).update(last_t=-1)  # as if the next 30-second window had come
+    return f"{totp(device.bin_key, step=device.step, t0=device.t0):06d}"
+
+
+def _sign_in(page, base: str, username: str) -> None:  # type: ignore[no-untyped-def]
+    page.goto(f"{base}/accounts/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/second-factor/verify/**")
+    page.get_by_label("Six-digit code").fill(_code(username))
+    page.get_by_role("button", name="Confirm").click()
+    page.wait_for_url(f"{base}/")
+
+
+def _study() -> Instance:
+    """A Tula patient under consultation with Moscow, with a CT slice and an ultrasound loop in one study."""
+    try:
+        patient = PatientFactory(hospital=Hospital.objects.get(name="Tula Regional Hospital"))
+        consultation_make(patient)  # addressed to Moscow, so Moscow's specialists may see the patient's images
+        study_uid = generate_uid()
+        ct = store_now(
+            patient,
+            dicom_for(
+                patient, "CT_small.dcm", StudyInstanceUID=study_uid, SeriesNumber="1", SeriesDescription="Chest CT"
+            ),
+        ).instance
+        loop = dicom_for(
+            patient,
+            "examples_ybr_color.dcm",
+            StudyInstanceUID=study_uid,
+            SeriesNumber="2",
+            SeriesDescription="Cardiac loop",
+        )
+        store_now(patient, loop)
+        return ct  # type: ignore[no-any-return]
+    finally:
+        connection.close()
+
+
+def test_a_specialist_windows_measures_and_plays_a_study_in_the_viewer(page, asgi_server: str) -> None:  # type: ignore[no-untyped-def]
+    demo_load()
+    # The pipeline announces finished images over the channel layer, which cannot be called from this thread
+    # while Playwright's event loop lives in it: the images are stored from another thread.
+    with ThreadPoolExecutor(1) as other_thread:
+        ct = other_thread.submit(_study).result()
+
+    _sign_in(page, asgi_server, "moscow.radiologist")
+    page.goto(f"{asgi_server}/imaging/studies/{ct.series.study_id}/viewer/")
+    viewer = page.locator("#viewer")
+    page.wait_for_function("document.getElementById('viewer').dataset.state === 'shown'")
+    window = page.get_by_test_id("window")
+    # CT_small has no window in its header: the default spans its values, in Hounsfield units.
+    sample = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    values = apply_modality_lut(sample.pixel_array, sample)
+    low, high = float(values.min()), float(values.max())
+    default = f"C {math.floor((low + high) / 2 + 0.5)} / W {math.floor(high - low + 0.5)}"
+    assert window.inner_text() == default
+    before = page.evaluate(CANVAS_SUM)
+
+    # Drag right and down: a wider window, a higher center.
+    box = page.get_by_test_id("viewer-canvas").bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 120, y + 80, steps=6)
+    page.mouse.up()
+    page.wait_for_function(f"() => {{ const n = ({CANVAS_SUM})(); return n !== {before}; }}")
+    dragged = window.inner_text()
+    center, width = (float(part.split()[1]) for part in dragged.split(" / "))
+    assert center > (low + high) / 2 + 100 and width > high - low + 100
+
+    page.get_by_role("button", name="Lung").click()
+    assert window.inner_text() == "C -600 / W 1500"
+    lung = page.evaluate(CANVAS_SUM)
+    page.get_by_role("button", name="Default").click()
+    assert window.inner_text() == default
+    page.wait_for_function(f"() => ({CANVAS_SUM})() !== {lung}")
+
+    # The CT knows its pixel spacing: a length in millimetres.
+    page.get_by_role("button", name="Measure").click()
+    page.mouse.move(x - 100, y)
+    page.mouse.down()
+    page.mouse.move(x + 100, y, steps=4)
+    page.mouse.up()
+    assert page.get_by_test_id("measurement").inner_text().endswith(" mm")
+
+    # The ultrasound loop: 30 frames at the 30 per second its header asks for.
+    page.get_by_test_id("series").filter(has_text="Cardiac loop").click()
+    page.wait_for_function(f"document.getElementById('viewer').dataset.current !== '{ct.series_id}'")
+    page.wait_for_function("document.getElementById('viewer').dataset.state === 'shown'")
+    assert "frame 1 of 30" in page.get_by_test_id("position").inner_text()
+    assert page.get_by_label("Frames per second").input_value() == "30"
+    assert page.get_by_role("button", name="Lung").is_disabled()  # Hounsfield presets mean nothing here
+    play = page.get_by_test_id("play")
+    play.click()
+    assert play.inner_text() == "Pause"
+    page.wait_for_function("Number(document.getElementById('viewer').dataset.position) >= 5")
+    play.click()
+    assert play.get_attribute("aria-pressed") == "false"
+    stopped = viewer.get_attribute("data-position")
+    page.wait_for_timeout(300)
+    assert viewer.get_attribute("data-position") == stopped
