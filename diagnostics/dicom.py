@@ -20,6 +20,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, iter_pixels
 from pydicom.uid import UID
 
+MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
 _UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 # (7FE0,0010) OB with undefined length: how compressed pixel data always begins.
 _ENCAPSULATED_PIXEL_DATA = b"\xe0\x7f\x10\x00OB\x00\x00\xff\xff\xff\xff"
@@ -75,8 +76,8 @@ def header_read(data: bytes) -> Header:
     for keyword, uid in uids.items():
         if not uid or len(uid) > 64 or not _UID.match(uid):
             raise DicomInvalid(_("The header has no valid %(keyword)s.") % {"keyword": keyword})
-    rows, columns = _int(dataset.get("Rows")), _int(dataset.get("Columns"))
-    frames = max(_int(dataset.get("NumberOfFrames")) or 1, 1)
+    rows, columns = int_or_none(dataset.get("Rows")), int_or_none(dataset.get("Columns"))
+    frames = max(int_or_none(dataset.get("NumberOfFrames")) or 1, 1)
     if "PixelData" in dataset:
         _pixel_data_check(dataset, UID(syntax), rows, columns, frames)
     return Header(
@@ -100,7 +101,8 @@ def dataset_bytes(data: bytes) -> bytes:
     return data
 
 
-def _int(value: Any) -> int | None:
+def int_or_none(value: Any) -> int | None:
+    """A header value as an integer; None when it is absent or no number."""
     try:
         return int(value) if value not in (None, "") else None
     except (TypeError, ValueError):
@@ -108,8 +110,8 @@ def _int(value: Any) -> int | None:
 
 
 def _pixel_data_check(dataset: Dataset, syntax: UID, rows: int | None, columns: int | None, frames: int) -> None:
-    samples = _int(dataset.get("SamplesPerPixel")) or 1
-    bits = _int(dataset.get("BitsAllocated")) or 0
+    samples = int_or_none(dataset.get("SamplesPerPixel")) or 1
+    bits = int_or_none(dataset.get("BitsAllocated")) or 0
     if not rows or not columns or bits not in (1, 8, 16, 32, 64) or samples not in (1, 3):
         raise DicomInvalid(_("The image's size or bit depth in the header is missing or impossible."))
     decoded = rows * columns * frames * samples * max(bits, 8) // 8

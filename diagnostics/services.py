@@ -89,7 +89,7 @@ def instance_store(
                 hospital_id=hospital_id,
                 sop_instance_uid=header.sop_uid,
                 sop_class_uid=header.sop_class_uid,
-                number=_int(header.dataset.get("InstanceNumber")),
+                number=dicom.int_or_none(header.dataset.get("InstanceNumber")),
                 rows=header.rows,
                 columns=header.columns,
                 frames=header.frames,
@@ -183,18 +183,11 @@ def _series_of(header: dicom.Header, hospital_id: int, patient: Patient) -> Seri
             "modality": modality,
             "body_part": header.text("BodyPartExamined"),
             "description": header.text("SeriesDescription"),
-            "number": _int(ds.get("SeriesNumber")),
+            "number": dicom.int_or_none(ds.get("SeriesNumber")),
         },
     )
     series.study, study.patient = study, patient  # callers read them: no query to fetch them again
     return series
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
 
 
 def _date(value: Any) -> date | None:

@@ -30,14 +30,14 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from diagnostics import deid, viewing
+from diagnostics.dicom import MONOCHROME
 from diagnostics.models import Instance, Series, Study
 from diagnostics.selectors import instances_visible, series_visible, studies_visible
 from diagnostics.streaming import streamed
-from hospitals.audit import Action, Outcome, audit_record
+from hospitals.audit import Action, Outcome, audit_not_found, audit_record
 from hospitals.scoping import access_record, request_scope
 
 Status = Instance.Status
-MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
 # Windows in Hounsfield units (center, width), offered for CT values.
 PRESETS = (("lung", -600, 1500), ("bone", 300, 1500), ("soft", 40, 400), ("abdomen", 60, 400), ("brain", 40, 80))
 # A frame's bytes never change (the file behind an instance is fixed by its hash), so the browser keeps them;
@@ -57,23 +57,25 @@ def _presets() -> list[dict[str, Any]]:
     return [{"key": key, "name": names[key], "center": center, "width": width} for key, center, width in PRESETS]
 
 
-def _not_found(request: HttpRequest, action: str, object_type: str, pk: object) -> Http404:
-    audit_record(request=request, action=action, outcome=Outcome.NOT_FOUND, object_type=object_type, object_id=pk)
-    return Http404()
-
-
 def _study(request: HttpRequest, pk: int, action: str) -> Study:
     try:
         return access_record(studies_visible(request_scope(request)).select_related("patient"), pk)
     except Http404:
-        raise _not_found(request, action, "diagnostics.study", pk) from None
+        raise audit_not_found(request, action, "diagnostics.study", pk) from None
 
 
 def _instance(request: HttpRequest, pk: int) -> Instance:
     try:
         return access_record(instances_visible(request_scope(request)), pk)
     except Http404:
-        raise _not_found(request, Action.VIEW, "diagnostics.instance", pk) from None
+        raise audit_not_found(request, Action.VIEW, "diagnostics.instance", pk) from None
+
+
+def _series(request: HttpRequest, pk: int) -> Series:
+    try:
+        return access_record(series_visible(request_scope(request)).select_related("study"), pk)
+    except Http404:
+        raise audit_not_found(request, Action.VIEW, "diagnostics.series", pk) from None
 
 
 def _series_rows(study: Study) -> list[Series]:
@@ -164,10 +166,7 @@ def viewer(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def series_data(request: HttpRequest, pk: int) -> JsonResponse:
     """A series and its images, with what the script needs to show each (kind, window, frame rate)."""
-    try:
-        series = access_record(series_visible(request_scope(request)).select_related("study"), pk)
-    except Http404:
-        raise _not_found(request, Action.VIEW, "diagnostics.series", pk) from None
+    series = _series(request, pk)
     audit_record(
         request=request, action=Action.VIEW, obj=series, patient_id=series.study.patient_id, detail="image viewer"
     )
@@ -278,10 +277,7 @@ def frame_raw(request: HttpRequest, pk: int, frame: int) -> HttpResponse:
 @require_GET
 @login_required
 def series_thumbnail(request: HttpRequest, pk: int) -> HttpResponse:
-    try:
-        series = access_record(series_visible(request_scope(request)), pk)
-    except Http404:
-        raise _not_found(request, Action.VIEW, "diagnostics.series", pk) from None
+    series = _series(request, pk)
     instance = series.instances.filter(status=Status.READY, previews__gt=0).order_by("number", "pk").first()
     if instance is None:
         raise Http404

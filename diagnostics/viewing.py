@@ -18,11 +18,11 @@ from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut, pixel_array
 from pydicom.uid import UID
 
+from diagnostics.dicom import MONOCHROME, int_or_none
 from diagnostics.models import Instance
 
 RAW = "raw"  # values after the modality LUT, windowed in the browser
 JPEG = "jpeg"  # the pipeline's display-ready frames, windowed in the browser on their 8-bit values
-_MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
 _HINTS_VERSION = 1
 _INT16 = np.iinfo(np.int16)
 _INT32 = np.iinfo(np.int32)
@@ -49,9 +49,9 @@ class Hints:
 
 def hints_of(dataset: Dataset) -> Hints:
     photometric = str(dataset.get("PhotometricInterpretation", "") or "").strip()
-    bits = _int(dataset.get("BitsStored"))
-    samples = _int(dataset.get("SamplesPerPixel")) or 1
-    raw = photometric in _MONOCHROME and samples == 1 and (bits or 8) > 8
+    bits = int_or_none(dataset.get("BitsStored"))
+    samples = int_or_none(dataset.get("SamplesPerPixel")) or 1
+    raw = photometric in MONOCHROME and samples == 1 and (bits or 8) > 8
     meta = getattr(dataset, "file_meta", None)
     syntax = str(meta.get("TransferSyntaxUID", "") or "") if meta is not None else ""
     return Hints(
@@ -88,13 +88,6 @@ def _window(dataset: Dataset) -> tuple[float, float] | None:
     if first_center is None or not first_width or first_width <= 0:
         return None
     return first_center, first_width
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
 
 
 def _float(value: Any) -> float | None:

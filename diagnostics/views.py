@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from diagnostics import selectors, services, uploads
 from diagnostics.models import Instance, Upload
-from hospitals.audit import Action, Outcome, audit_record
+from hospitals.audit import Action, Outcome, audit_not_found, audit_record
 from hospitals.models import User
 from hospitals.scoping import access_record, request_scope
 from patients.models import Patient
@@ -33,23 +33,18 @@ def _user(request: HttpRequest) -> User:
     return cast(User, request.user)  # login_required stands before every view here
 
 
-def _not_found(request: HttpRequest, action: str, object_type: str, pk: object) -> Http404:
-    audit_record(request=request, action=action, outcome=Outcome.NOT_FOUND, object_type=object_type, object_id=pk)
-    return Http404()
-
-
 def _patient(request: HttpRequest, pk: int, action: str) -> Patient:
     try:
         return access_patient(request_scope(request), pk)
     except Http404:
-        raise _not_found(request, action, "patients.patient", pk) from None
+        raise audit_not_found(request, action, "patients.patient", pk) from None
 
 
 def _upload(request: HttpRequest, pk: int, action: str) -> Upload:
     try:
         return access_record(selectors.uploads_visible(request_scope(request)), pk)
     except Http404:
-        raise _not_found(request, action, "diagnostics.upload", pk) from None
+        raise audit_not_found(request, action, "diagnostics.upload", pk) from None
 
 
 def _instance(request: HttpRequest, pk: int, action: str) -> Instance:
@@ -57,7 +52,7 @@ def _instance(request: HttpRequest, pk: int, action: str) -> Instance:
     try:
         return access_record(instances, pk)
     except Http404:
-        raise _not_found(request, action, "diagnostics.instance", pk) from None
+        raise audit_not_found(request, action, "diagnostics.instance", pk) from None
 
 
 # Uploads.

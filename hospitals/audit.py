@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models, transaction
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.ipv6 import clean_ipv6_address
@@ -131,6 +131,14 @@ def audit_record(
         return entry
     _append([entry])
     return entry
+
+
+def audit_not_found(request: HttpRequest, action: str, object_type: str, object_id: object) -> Http404:
+    """Audit a request for an object outside the user's scope (or absent); the caller raises the 404."""
+    audit_record(
+        request=request, action=action, outcome=Outcome.NOT_FOUND, object_type=object_type, object_id=object_id
+    )
+    return Http404()
 
 
 def _append(entries: list[AuditEntry]) -> None:

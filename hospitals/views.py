@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from hospitals import scoping, services
-from hospitals.audit import Action, Outcome, audit_record
+from hospitals.audit import Action, Outcome, audit_not_found, audit_record
 from hospitals.forms import AuditFilterForm, StaffCreateForm, StaffSearchForm, StaffUpdateForm
 from hospitals.models import Hospital, Notification, Staff, User
 
@@ -33,14 +33,6 @@ def forbidden(request: HttpRequest, message: str) -> HttpResponse:
         detail=f"{request.method} {request.path[:200]}",
     )
     return render(request, "403.html", {"message": message}, status=403)
-
-
-def _not_found(request: HttpRequest, action: str, object_type: str, object_id: object) -> Http404:
-    """Audit a request for an object outside the user's scope (or absent); the caller raises the 404."""
-    audit_record(
-        request=request, action=action, outcome=Outcome.NOT_FOUND, object_type=object_type, object_id=object_id
-    )
-    return Http404()
 
 
 @require_GET
@@ -75,7 +67,7 @@ def hospital_detail(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         hospital = scoping.access_hospital(scope, pk)
     except Http404:
-        raise _not_found(request, Action.VIEW, "hospitals.hospital", pk) from None
+        raise audit_not_found(request, Action.VIEW, "hospitals.hospital", pk) from None
     context = {
         "hospital": hospital,
         "departments": hospital.departments.select_related("specialty"),
@@ -149,7 +141,7 @@ def _access_staff(request: HttpRequest, pk: int, action: str) -> Staff:
     try:
         return scoping.access_staff(scoping.request_scope(request), pk)
     except Http404:
-        raise _not_found(request, action, "hospitals.staff", pk) from None
+        raise audit_not_found(request, action, "hospitals.staff", pk) from None
 
 
 @require_http_methods(["GET", "POST"])

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import factory
 import pytest
+from django.db import connection
 from django.test import Client
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -172,6 +173,16 @@ def celery_inline():  # type: ignore[no-untyped-def]
     app.conf.CELERY_TASK_ALWAYS_EAGER = True
     yield
     app.conf.CELERY_TASK_ALWAYS_EAGER = False
+
+
+def database_url() -> str:
+    """The test database, as a process started by a test (a worker, a listener) must reach it."""
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return f"postgres://{db['USER']}{password}@{db['HOST']}{port}/{db['NAME']}"
 
 
 def dicom_bytes(name: str) -> bytes:

@@ -18,7 +18,7 @@ from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_modality_lut, apply_windowing, pack_bits, pixel_array
 
-from diagnostics.dicom import display_frame
+from diagnostics.dicom import MONOCHROME, display_frame
 from diagnostics.models import Instance
 
 CHUNK = 1024 * 1024
@@ -29,7 +29,6 @@ MAX_INLINE_BINARY = 256 * 1024
 _PIXEL_TAGS = {0x7FE00008, 0x7FE00009, 0x7FE00010}
 _BINARY_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "UN", "OB or OW", "US or OW"}
 EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
-_MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
 MAX_VIEWPORT = 4096
 
 
@@ -122,7 +121,7 @@ def rendered(instance: Instance, number: int, rendering: Rendering) -> bytes:
         stored.seek(0)
         frame = _decoded(stored, number)
     photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2"))
-    if rendering.window is not None and frame.ndim == 2 and photometric in _MONOCHROME:
+    if rendering.window is not None and frame.ndim == 2 and photometric in MONOCHROME:
         pixels = windowed(apply_modality_lut(frame, dataset), *rendering.window)
         if photometric == "MONOCHROME1":
             pixels = 255 - pixels

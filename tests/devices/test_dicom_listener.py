@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from django.db import connection
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom import AE
@@ -26,7 +25,7 @@ from devices.dicom_listener import listener_start, listener_stop
 from devices.models import Device
 from diagnostics.models import Instance, Study
 from hospitals.models import AuditEntry
-from tests.conftest import Network, PatientFactory, dicom_for, need
+from tests.conftest import Network, PatientFactory, database_url, dicom_for, need
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the listener's threads must see the test's rows
 
@@ -305,15 +304,6 @@ def test_dcmtk_echoscu_and_dcmsend_send_a_study(
 # The management command, as `make run` and the compose service start it.
 
 
-def _database_url() -> str:
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    port = f":{db['PORT']}" if db.get("PORT") else ""
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return f"postgres://{db['USER']}{password}@{db['HOST']}{port}/{db['NAME']}"
-
-
 def _line_with(process: subprocess.Popen[str], text: str, timeout: float = 60) -> str:
     """The first line of the process's output that holds `text` (log lines come in between)."""
     assert process.stdout is not None
@@ -328,7 +318,7 @@ def _line_with(process: subprocess.Popen[str], text: str, timeout: float = 60) -
 
 
 def test_dicom_listen_serves_until_sigterm_and_lets_an_open_association_finish(device: Device, tmp_path: Path) -> None:
-    env = {**os.environ, "DATABASE_URL": _database_url(), "MHOSPITAL_VAR_DIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "DATABASE_URL": database_url(), "MHOSPITAL_VAR_DIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         [sys.executable, "manage.py", "dicom_listen", "--host", "127.0.0.1", "--port", "0", "--grace", "20"],
         cwd=ROOT,

@@ -4,6 +4,7 @@ reach 100%, and sees the thumbnails appear without reloading, brought by the liv
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from diagnostics.models import Instance
 from hospitals.demo import DEMO_PASSWORD, demo_load
@@ -38,7 +39,7 @@ def test_a_folder_of_dicom_files_uploads_and_its_thumbnails_appear_live(  # type
     _sign_in(page, asgi_server, "tula.clinician")
     page.goto(f"{asgi_server}/patients/{patient.pk}/")
     page.wait_for_function("document.body.dataset.live === 'connected'")
-    assert "No images of this patient yet." in page.get_by_test_id("imaging-studies").inner_text()
+    expect(page.get_by_test_id("imaging-studies")).to_contain_text("No images of this patient yet.")
     # Marks that survive only as long as the page is not reloaded, and the study events that arrive.
     page.evaluate(
         "window.notReloaded = true; window.studyEvents = [];"
