@@ -28,7 +28,7 @@ run: $(VENV)/.installed
 	@echo "M-Hospital: http://$(HOST):$(PORT)/  (Ctrl-C stops the server, the worker and the DICOM listener)"
 	@echo "DICOM C-STORE: AE title $(DICOM_LISTENER_AE_TITLE) at $(HOST):$(DICOM_LISTENER_PORT); demo device AE title TULA_US1"
 	@trap 'kill 0' INT TERM EXIT; \
-	$(VENV)/bin/celery -A mhospital worker --beat --concurrency 2 --loglevel INFO --quiet & \
+	$(VENV)/bin/celery --quiet -A mhospital worker --beat --concurrency 2 --loglevel INFO & \
 	$(PY) manage.py dicom_listen --host $(HOST) & \
 	$(VENV)/bin/uvicorn mhospital.asgi:application --host $(HOST) --port $(PORT) --proxy-headers --ws websockets-sansio
 
