@@ -41,3 +41,31 @@ def page(browser):  # type: ignore[no-untyped-def]
     page.set_default_timeout(15_000)
     yield page
     context.close()
+
+
+def totp_code(username: str) -> str:
+    """The user's current six-digit code, usable once more (as if the next 30-second window had come)."""
+    from django_otp.oath import totp
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.get(user__username=username, confirmed=True)
+    TOTPDevice.objects.filter(pk=device.pk).update(last_t=-1)
+    return f"{totp(device.bin_key, step=device.step, t0=device.t0):06d}"
+
+
+def sign_in(page, base: str, username: str) -> None:  # type: ignore[no-untyped-def]
+    """Sign a demo user in through the pages, with the second factor where their role asks for one."""
+    from hospitals.demo import DEMO_PASSWORD
+    from hospitals.models import Staff, User
+
+    page.goto(f"{base}/accounts/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    user = User.objects.get(username=username)
+    staff = Staff.objects.filter(user=user).first()
+    if user.is_superuser or (staff is not None and staff.needs_second_factor):
+        page.wait_for_url("**/second-factor/verify/**")
+        page.get_by_label("Six-digit code").fill(totp_code(username))
+        page.get_by_role("button", name="Confirm").click()
+    page.wait_for_url(f"{base}/")

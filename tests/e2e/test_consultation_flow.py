@@ -4,31 +4,12 @@ without reloading, accepts, signs a conclusion; Tula sees the conclusion arrive 
 import io
 
 import pytest
-from django_otp.oath import totp
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from consultations.reference import reference_data_load
-from hospitals.demo import DEMO_PASSWORD, demo_load
+from hospitals.demo import demo_load
+from tests.e2e.conftest import sign_in, totp_code
 
 pytestmark = [pytest.mark.browser]
-
-
-def _code(username: str) -> str:
-    device = TOTPDevice.objects.get(user__username=username, confirmed=True)
-    TOTPDevice.objects.filter(pk=device.pk).update(last_t=-1)  # as if the next 30-second window had come
-    return f"{totp(device.bin_key, step=device.step, t0=device.t0):06d}"
-
-
-def _sign_in(page, base: str, username: str) -> None:  # type: ignore[no-untyped-def]
-    page.goto(f"{base}/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(DEMO_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    if "second-factor" in page.url or username.startswith("moscow.c"):
-        page.wait_for_url("**/second-factor/verify/**")
-        page.get_by_label("Six-digit code").fill(_code(username))
-        page.get_by_role("button", name="Confirm").click()
-    page.wait_for_url(f"{base}/")
 
 
 def test_an_urgent_consultation_from_tula_to_moscow_and_back(browser, asgi_server: str) -> None:  # type: ignore[no-untyped-def]
@@ -42,13 +23,13 @@ def test_an_urgent_consultation_from_tula_to_moscow_and_back(browser, asgi_serve
         page.set_default_timeout(15_000)
 
     # Moscow's cardiologist has the worklist open, and it is empty.
-    _sign_in(moscow, asgi_server, "moscow.cardiologist")
+    sign_in(moscow, asgi_server, "moscow.cardiologist")
     moscow.goto(f"{asgi_server}/consultations/")
     moscow.wait_for_function("document.body.dataset.live === 'connected'")
     assert "Nothing waiting for you." in moscow.get_by_test_id("worklist-rows").inner_text()
 
     # Tula registers the patient, records consent, and asks.
-    _sign_in(tula, asgi_server, "tula.clinician")
+    sign_in(tula, asgi_server, "tula.clinician")
     tula.goto(f"{asgi_server}/patients/new/")
     for label, value in {
         "Hospital record number": "TUL-2026-0042",
@@ -83,7 +64,7 @@ def test_an_urgent_consultation_from_tula_to_moscow_and_back(browser, asgi_serve
     moscow.get_by_label("Diagnosis in words").fill("Острый нижний инфаркт миокарда")
     moscow.get_by_label("Recommendation").select_option("transfer")
     moscow.get_by_label("Plan").fill("Transfer to the central hospital for PCI today.")
-    moscow.get_by_label("Your six-digit code, to sign").fill(_code("moscow.cardiologist"))
+    moscow.get_by_label("Your six-digit code, to sign").fill(totp_code("moscow.cardiologist"))
     moscow.get_by_role("button", name="Sign", exact=True).click()
     assert moscow.get_by_test_id("state").inner_text() == "concluded"
 

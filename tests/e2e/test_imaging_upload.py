@@ -7,19 +7,12 @@ import pytest
 from playwright.sync_api import expect
 
 from diagnostics.models import Instance
-from hospitals.demo import DEMO_PASSWORD, demo_load
+from hospitals.demo import demo_load
 from hospitals.models import Hospital
 from tests.conftest import PatientFactory, dicom_for
+from tests.e2e.conftest import sign_in
 
 pytestmark = [pytest.mark.browser]
-
-
-def _sign_in(page, base: str, username: str) -> None:  # type: ignore[no-untyped-def]
-    page.goto(f"{base}/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(DEMO_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{base}/")
 
 
 def test_a_folder_of_dicom_files_uploads_and_its_thumbnails_appear_live(  # type: ignore[no-untyped-def]
@@ -36,7 +29,7 @@ def test_a_folder_of_dicom_files_uploads_and_its_thumbnails_appear_live(  # type
     (folder / "IM0003").write_bytes(dicom_for(patient, "US1_J2KR.dcm", StudyInstanceUID=study))
     (folder / "readme.txt").write_text("Exported by the ultrasound unit.\n" * 20)
 
-    _sign_in(page, asgi_server, "tula.clinician")
+    sign_in(page, asgi_server, "tula.clinician")
     page.goto(f"{asgi_server}/patients/{patient.pk}/")
     page.wait_for_function("document.body.dataset.live === 'connected'")
     expect(page.get_by_test_id("imaging-studies")).to_contain_text("No images of this patient yet.")

@@ -7,16 +7,15 @@ from concurrent.futures import ThreadPoolExecutor
 import pydicom
 import pytest
 from django.db import connection
-from django_otp.oath import totp
-from django_otp.plugins.otp_totp.models import TOTPDevice
 from pydicom.data import get_testdata_file
 from pydicom.pixels import apply_modality_lut
 from pydicom.uid import generate_uid
 
 from diagnostics.models import Instance
-from hospitals.demo import DEMO_PASSWORD, demo_load
+from hospitals.demo import demo_load
 from hospitals.models import Hospital
 from tests.conftest import PatientFactory, consultation_make, dicom_for, store_now
+from tests.e2e.conftest import sign_in
 
 pytestmark = [pytest.mark.browser]
 
@@ -28,23 +27,6 @@ CANVAS_SUM = """() => {
   for (let i = 0; i < data.length; i += 4) sum += data[i];
   return sum;
 }"""
-
-
-def _code(username: str) -> str:
-    device = TOTPDevice.objects.get(user__username=username, confirmed=True)
-    TOTPDevice.objects.filter(pk=device.pk).update(last_t=-1)  # as if the next 30-second window had come
-    return f"{totp(device.bin_key, step=device.step, t0=device.t0):06d}"
-
-
-def _sign_in(page, base: str, username: str) -> None:  # type: ignore[no-untyped-def]
-    page.goto(f"{base}/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(DEMO_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/second-factor/verify/**")
-    page.get_by_label("Six-digit code").fill(_code(username))
-    page.get_by_role("button", name="Confirm").click()
-    page.wait_for_url(f"{base}/")
 
 
 def _study() -> Instance:
@@ -79,7 +61,7 @@ def test_a_specialist_windows_measures_and_plays_a_study_in_the_viewer(page, asg
     with ThreadPoolExecutor(1) as other_thread:
         ct = other_thread.submit(_study).result()
 
-    _sign_in(page, asgi_server, "moscow.radiologist")
+    sign_in(page, asgi_server, "moscow.radiologist")
     page.goto(f"{asgi_server}/imaging/studies/{ct.series.study_id}/viewer/")
     viewer = page.locator("#viewer")
     page.wait_for_function("document.getElementById('viewer').dataset.state === 'shown'")
