@@ -3,14 +3,16 @@ the modality, the listener in background threads, the imaging pipeline inline.""
 
 import io
 import os
-import select
+import queue
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pydicom
 import pytest
@@ -304,16 +306,32 @@ def test_dcmtk_echoscu_and_dcmsend_send_a_study(
 # The management command, as `make run` and the compose service start it.
 
 
+_output: dict[int, "queue.Queue[str | None]"] = {}
+
+
 def _line_with(process: subprocess.Popen[str], text: str, timeout: float = 60) -> str:
-    """The first line of the process's output that holds `text` (log lines come in between)."""
+    """The first line of the process's output that holds `text` (log lines come in between). A thread reads
+    the pipe: select() on a buffered pipe misses lines already read ahead into the buffer."""
     assert process.stdout is not None
+    if process.pid not in _output:
+        lines: queue.Queue[str | None] = queue.Queue()
+        _output[process.pid] = lines
+
+        def pump(stream: IO[str] = process.stdout) -> None:
+            for line in stream:
+                lines.put(line)
+            lines.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
     deadline = time.monotonic() + timeout
     while (left := deadline - time.monotonic()) > 0:
-        ready, _, _ = select.select([process.stdout], [], [], left)
-        line = process.stdout.readline() if ready else ""
+        try:
+            line = _output[process.pid].get(timeout=left)
+        except queue.Empty:
+            break
+        assert line is not None, f"the listener exited before printing {text!r}"
         if text in line:
             return line
-        assert line or process.poll() is None, f"the listener exited before printing {text!r}"
     raise AssertionError(f"the listener did not print {text!r} within {timeout} s")
 
 
