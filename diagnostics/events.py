@@ -6,6 +6,7 @@ hospital, and sends `study_changed` so other apps (consultations) can tell their
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.db.models import Count
 from django.dispatch import Signal
 
 from hospitals.events import hospital_group
@@ -20,10 +21,14 @@ def study_changed(study_id: int) -> None:
     study = Study.objects.filter(pk=study_id).values("pk", "patient_id", "hospital_id").first()
     if study is None:
         return
-    counts = {
-        status: Instance.objects.filter(series__study_id=study_id, status=status).count()
-        for status in Instance.Status.values
-    }
+    grouped = dict(
+        Instance.objects.filter(series__study_id=study_id)
+        .order_by()
+        .values("status")
+        .annotate(images=Count("pk"))
+        .values_list("status", "images")
+    )
+    counts = {status: grouped.get(status, 0) for status in Instance.Status.values}
     payload = {"kind": "study", "id": study["pk"], "patient": study["patient_id"], "instances": counts}
     layer = get_channel_layer()
     if layer is not None:

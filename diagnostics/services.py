@@ -290,7 +290,7 @@ def instances_requeue_stuck() -> int:
             status__in=[Instance.Status.QUEUED, Instance.Status.PROCESSING], status_changed_at__lt=since
         ).values_list("pk", flat=True)[:1000]
     )
+    Instance.objects.filter(pk__in=stuck).update(status_changed_at=timezone.now())
     for pk in stuck:
-        Instance.objects.filter(pk=pk).update(status_changed_at=timezone.now())
         _queue(pk)
     return len(stuck)
