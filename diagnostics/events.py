@@ -34,3 +34,48 @@ def study_changed(study_id: int) -> None:
     if layer is not None:
         async_to_sync(layer.group_send)(hospital_group(study["hospital_id"]), {"type": "notify", "payload": payload})
     study_changed_signal.send(sender=Study, study_id=study_id, patient_id=study["patient_id"], payload=payload)
+
+
+# Lab results. Sent with hospital_id, patient_id and payload, like study_changed_signal.
+lab_changed_signal = Signal()
+
+
+def _hospital_send(hospital_id: int, payload: dict[str, object]) -> None:
+    layer = get_channel_layer()
+    if layer is not None:
+        async_to_sync(layer.group_send)(hospital_group(hospital_id), {"type": "notify", "payload": payload})
+
+
+def lab_results_changed(*, hospital_id: int, patient_id: int) -> None:
+    """A patient has new or changed lab results: their pages reload the results table."""
+    from diagnostics.models import Observation
+
+    payload = {"kind": "lab", "patient": patient_id}
+    _hospital_send(hospital_id, payload)
+    lab_changed_signal.send(sender=Observation, patient_id=patient_id, payload=payload)
+
+
+def lab_review_changed(*, hospital_id: int) -> None:
+    """The hospital's review queue of lab results changed (only the hospital's own staff work it)."""
+    from diagnostics.models import Observation
+
+    waiting = Observation.objects.filter(hospital_id=hospital_id).exclude(review="").count()
+    _hospital_send(hospital_id, {"kind": "lab_review", "waiting": waiting})
+
+
+def lab_alert_raised(alert_id: int) -> None:
+    """A critical result: the patient's hospital and the hospitals consulted about the patient are told at
+    once (ids and the flag only; a page fetches the rest, and that read is audited)."""
+    from diagnostics.models import LabAlert
+
+    alert = LabAlert.objects.filter(pk=alert_id).values("pk", "hospital_id", "patient_id", "observation__flag").first()
+    if alert is None:
+        return
+    payload = {
+        "kind": "lab_alert",
+        "id": alert["pk"],
+        "patient": alert["patient_id"],
+        "flag": alert["observation__flag"],
+    }
+    _hospital_send(alert["hospital_id"], payload)
+    lab_changed_signal.send(sender=LabAlert, patient_id=alert["patient_id"], payload=payload)

@@ -266,3 +266,21 @@ def asgi_server(transactional_db):  # type: ignore[no-untyped-def]
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+
+
+# Lab results.
+
+
+@pytest.fixture
+def lab_reference(db):  # type: ignore[no-untyped-def]
+    """The shipped lab reference tables, fresh: put back if a transactional test emptied them, and no
+    process copy left over from another test's edits."""
+    from diagnostics.lab_reference import lab_reference_load
+    from diagnostics.labs import reference_forget
+    from diagnostics.models import LabTest
+
+    if not LabTest.objects.exists():
+        lab_reference_load()
+    reference_forget()
+    yield
+    reference_forget()

@@ -1,0 +1,502 @@
+"""The lab pipeline: results from any way in (HL7, a device's JSON, FHIR, CSV, a clinician's hand) become
+coded observations with units, reference ranges and flags; critical ones raise alerts.
+
+Every way in turns what it received into `ResultIn` rows (the wire formats stay with their senders, in
+`devices/`) and calls `lab_results_store` with the `LabMessage` that keeps the original. Nothing a sender
+got wrong is guessed: a result whose patient, test or unit the platform does not know is stored as sent
+and waits in the review queue; a result that cannot be stored at all (no number, a time in the future) is
+named in the message's errors, and the rest of the message is stored regardless.
+"""
+
+import hashlib
+import re
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models.functions import Upper
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from diagnostics import events
+from diagnostics.models import LabAlert, LabMessage, LabTest, Observation, ReferenceRange
+from hospitals.audit import Action, Outcome, audit_batch, audit_record
+from patients.models import Patient
+
+# A clock a little ahead of ours (an analyser's, a phone's) is not an error; more than this is.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+# How long a worker trusts its copy of the reference tables; an admin's edit is seen within this time.
+REFERENCE_TTL_SECONDS = 30.0
+LARGEST_VALUE = Decimal("1e9")
+SIX_PLACES = Decimal("0.000001")
+
+
+@dataclass
+class ResultIn:
+    """One result as a way in read it; `where` names it in errors ("OBX 3", "row 7")."""
+
+    value: str
+    observed_at: datetime | None
+    code: str = ""
+    coding_system: str = ""  # "LN" for a LOINC code, else the sender's own code
+    name: str = ""
+    unit: str = ""
+    range: str = ""
+    flag: str = ""
+    record_number: str = ""
+    patient: Patient | None = None  # chosen by a clinician: then record_number is not looked up
+    where: str = ""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A result that was not stored: where it was, which field, and why, as a sentence."""
+
+    where: str
+    field: str
+    reason: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"where": self.where, "field": self.field, "reason": self.reason}
+
+
+@dataclass
+class StoreReport:
+    stored: list[Observation] = field(default_factory=list)
+    duplicates: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def review(self) -> int:
+        return sum(1 for observation in self.stored if observation.review)
+
+
+# Reading values.
+
+_NUMBER = re.compile(r"^(<=|>=|<|>)?\s*([+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?)$")
+
+
+def value_parse(text: str) -> tuple[str, Decimal] | None:
+    """A result's value as (comparator, number): "5,6" (a decimal comma) is 5.6, "<0.01" is below what
+    the assay measures. None when it is not a number."""
+    match = _NUMBER.match(text.strip().replace("\u00a0", "").replace(" ", ""))
+    if match is None:
+        return None
+    try:
+        number = Decimal(match.group(2).replace(",", "."))
+    except InvalidOperation:
+        return None
+    return (match.group(1) or ""), number
+
+
+def unit_key(unit: str) -> str:
+    """A unit compared as senders write it: µ or u, 10^9 or 10*9 or x10E9, any case."""
+    text = unit.strip().replace("µ", "u").replace("μ", "u").replace("^", "*").replace(" ", "")
+    text = re.sub(r"^[xX×]?10[eE*]", "10*", text)
+    return text.lower()
+
+
+def name_key(text: str) -> str:
+    """A test's code or name compared as senders write it: any case, without spaces and punctuation."""
+    return re.sub(r"[\s\-_.,:;()/+]", "", text).upper()
+
+
+# The reference tables, held by each process for REFERENCE_TTL_SECONDS.
+
+
+@dataclass
+class Reference:
+    by_code: dict[str, LabTest]
+    units: dict[tuple[int, str], tuple[Decimal, Decimal]]  # (test, unit_key) -> (factor, offset)
+    ranges: dict[int, list[ReferenceRange]]
+
+    def test_for(self, result: ResultIn) -> LabTest | None:
+        for text in (result.code, result.name):
+            test = self.by_code.get(name_key(text)) if text else None
+            if test is not None:
+                return test
+        return None
+
+    def conversion(self, test: LabTest, unit: str) -> tuple[Decimal, Decimal] | None:
+        if unit_key(unit) == unit_key(test.unit):
+            return Decimal(1), Decimal(0)
+        return self.units.get((test.pk, unit_key(unit)))
+
+    def range_for(self, test: LabTest, sex: str, age: int | None) -> ReferenceRange | None:
+        """The most specific range: of the patient's sex before one for anyone, in the patient's age band."""
+        fitting = [
+            candidate
+            for candidate in self.ranges.get(test.pk, [])
+            if candidate.sex in ("", sex)
+            and (age is None or (candidate.age_from <= age and (candidate.age_to is None or age < candidate.age_to)))
+            and (age is not None or (candidate.age_from == 0 and candidate.age_to is None))
+        ]
+        fitting.sort(key=lambda candidate: candidate.sex == "")
+        return fitting[0] if fitting else None
+
+
+_cache: dict[str, Any] = {"at": 0.0, "reference": None}
+_cache_lock = threading.Lock()
+
+
+def reference() -> Reference:
+    with _cache_lock:
+        if _cache["reference"] is None or time.monotonic() - _cache["at"] > REFERENCE_TTL_SECONDS:
+            _cache["reference"], _cache["at"] = _reference_read(), time.monotonic()
+        return _cache["reference"]
+
+
+def reference_forget(**kwargs: Any) -> None:
+    """Drop this process's copy of the reference tables (connected to their saves and deletes)."""
+    with _cache_lock:
+        _cache["reference"] = None
+
+
+def _reference_read() -> Reference:
+    from diagnostics.models import LabUnit
+
+    tests = {test.pk: test for test in LabTest.objects.all()}
+    by_code: dict[str, LabTest] = {}
+    for test in tests.values():
+        for text in [test.loinc, test.short_name, test.name, *test.aliases]:
+            by_code.setdefault(name_key(str(text)), test)
+    units = {
+        (unit.test_id, unit_key(unit.unit)): (unit.factor, unit.offset)
+        for unit in LabUnit.objects.filter(test_id__in=tests)
+    }
+    ranges: dict[int, list[ReferenceRange]] = defaultdict(list)
+    for row in ReferenceRange.objects.all():
+        ranges[row.test_id].append(row)
+    return Reference(by_code=by_code, units=units, ranges=dict(ranges))
+
+
+# Understanding one result.
+
+
+def age_on(birth: date, day: date) -> int:
+    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+def flag_of(test: LabTest, value: Decimal, low: Decimal | None, high: Decimal | None) -> str:
+    if test.critical_low is not None and value < test.critical_low:
+        return Observation.Flag.CRITICAL_LOW
+    if test.critical_high is not None and value > test.critical_high:
+        return Observation.Flag.CRITICAL_HIGH
+    if low is not None and value < low:
+        return Observation.Flag.LOW
+    if high is not None and value > high:
+        return Observation.Flag.HIGH
+    if low is None and high is None:
+        return Observation.Flag.NONE
+    return Observation.Flag.NORMAL
+
+
+def observation_understand(observation: Observation, ref: Reference) -> None:
+    """Fill in the test's value, unit, range, flag and review reason from what was sent and the patient."""
+    test = observation.test
+    parsed = value_parse(observation.value_sent)
+    observation.value = observation.low = observation.high = None
+    observation.unit, observation.flag, observation.review = observation.unit_sent, Observation.Flag.NONE, ""
+    observation.comparator = parsed[0] if parsed else ""
+    if parsed is not None:
+        observation.value = parsed[1].quantize(SIX_PLACES, rounding=ROUND_HALF_EVEN)
+    if test is None:
+        observation.review = Observation.Review.ANALYTE
+    else:
+        conversion = ref.conversion(test, observation.unit_sent)
+        if conversion is None:
+            observation.review = Observation.Review.UNIT
+        elif parsed is not None:
+            factor, offset = conversion
+            observation.value = (parsed[1] * factor + offset).quantize(SIX_PLACES, rounding=ROUND_HALF_EVEN)
+            observation.unit = test.unit
+            patient = observation.patient
+            band = None
+            if patient is not None:
+                age = age_on(patient.birth_date, timezone.localtime(observation.observed_at).date())
+                band = ref.range_for(test, patient.sex, age)
+            if band is not None:
+                observation.low, observation.high = band.low, band.high
+            observation.flag = flag_of(test, observation.value, observation.low, observation.high)
+    if observation.patient is None:
+        observation.review = Observation.Review.PATIENT
+
+
+# Storing a message's results.
+
+
+def _key(sender: str, patient_or_record: str, test: str, observed_at: datetime) -> str:
+    text = "\x1f".join([sender, patient_or_record.upper(), test.upper(), observed_at.isoformat()])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _checked(result: ResultIn, now: datetime) -> Problem | None:
+    where = result.where
+    if not (result.code or result.name):
+        return Problem(where, "code", _("The result names no test (neither a code nor a name)."))
+    if not result.value.strip():
+        return Problem(where, "value", _("The result of %(test)s has no value.") % {"test": result.name or result.code})
+    parsed = value_parse(result.value)
+    if parsed is None:
+        return Problem(
+            where,
+            "value",
+            _("The value “%(value)s” of %(test)s is not a number.")
+            % {"value": result.value[:40], "test": result.name or result.code},
+        )
+    if abs(parsed[1]) >= LARGEST_VALUE:
+        return Problem(
+            where, "value", _("The value “%(value)s” is too large to be a result.") % {"value": result.value}
+        )
+    if result.observed_at is None:
+        return Problem(where, "observed_at", _("The result has no time it was taken."))
+    if result.observed_at > now + FUTURE_TOLERANCE:
+        return Problem(
+            where,
+            "observed_at",
+            _("The result is dated %(at)s, in the future: check the device's clock.")
+            % {"at": timezone.localtime(result.observed_at).strftime("%Y-%m-%d %H:%M")},
+        )
+    return None
+
+
+def lab_results_store(
+    *, message: LabMessage, results: Iterable[ResultIn], problems: Iterable[Problem] = ()
+) -> StoreReport:
+    """Store a message's results (each once, however often the message is sent) and finish the message:
+    its status, errors and count. `problems` are what the way in already refused (a segment it could not
+    read). Critical results of a known patient raise an alert; events go out after the commit."""
+    now = timezone.now()
+    report = StoreReport(problems=list(problems))
+    ref = reference()
+    accepted: list[ResultIn] = []
+    for result in results:
+        problem = _checked(result, now)
+        if problem is None:
+            accepted.append(result)
+        else:
+            report.problems.append(problem)
+    with transaction.atomic():
+        patients = _patients_of(message.hospital_id, accepted)
+        candidates: dict[str, Observation] = {}
+        for result in accepted:
+            patient = result.patient or patients.get(result.record_number.strip().upper())
+            test = ref.test_for(result)
+            assert result.observed_at is not None
+            key = _key(
+                message.sender,
+                str(result.patient.pk) if result.patient else result.record_number.strip(),
+                test.loinc if test else (result.code or result.name),
+                result.observed_at,
+            )
+            observation = Observation(
+                hospital_id=message.hospital_id,
+                patient=patient,
+                message=message,
+                test=test,
+                record_number=(patient.record_number if patient else result.record_number.strip())[:40],
+                code_sent=result.code[:40],
+                name_sent=result.name[:120],
+                value_sent=result.value.strip()[:64],
+                unit_sent=result.unit.strip()[:24],
+                range_sent=result.range.strip()[:60],
+                flag_sent=result.flag.strip()[:8],
+                observed_at=result.observed_at,
+                key=key,
+            )
+            observation_understand(observation, ref)
+            if key in candidates:
+                report.duplicates += 1  # the same result twice in one message
+            candidates[key] = observation
+        report.stored = _insert(message.hospital_id, candidates, report)
+        alerts = LabAlert.objects.bulk_create(
+            LabAlert(observation=observation, hospital_id=message.hospital_id, patient_id=observation.patient_id)
+            for observation in report.stored
+            if observation.is_critical and observation.patient_id is not None
+        )
+        message.status = (
+            LabMessage.Status.DONE
+            if not report.problems
+            else LabMessage.Status.PARTIAL
+            if report.stored or report.duplicates
+            else LabMessage.Status.REJECTED
+        )
+        message.errors = [problem.as_json() for problem in report.problems]
+        message.stored, message.processed_at = len(report.stored), now
+        message.save(update_fields=["status", "errors", "stored", "processed_at"])
+        _audit(message, report)
+        _announce(message.hospital_id, report.stored, alerts)
+    return report
+
+
+def _patients_of(hospital_id: int, results: list[ResultIn]) -> dict[str, Patient]:
+    records = {result.record_number.strip().upper() for result in results if result.patient is None}
+    records.discard("")
+    if not records:
+        return {}
+    found = Patient.objects.annotate(record=Upper("record_number")).filter(hospital_id=hospital_id, record__in=records)
+    return {patient.record: patient for patient in found}
+
+
+def _insert(hospital_id: int, candidates: dict[str, Observation], report: StoreReport) -> list[Observation]:
+    """Insert the results not stored before; a result that a parallel copy of the message stored in the
+    meantime is counted as a duplicate, not an error."""
+    for _attempt in range(3):
+        known = set(
+            Observation.objects.filter(hospital_id=hospital_id, key__in=list(candidates)).values_list("key", flat=True)
+        )
+        fresh = [observation for key, observation in candidates.items() if key not in known]
+        try:
+            with transaction.atomic():
+                stored = Observation.objects.bulk_create(fresh)
+        except IntegrityError:
+            continue
+        report.duplicates += len(candidates) - len(fresh)
+        return stored
+    raise IntegrityError("lab results kept colliding with a parallel copy of the same message")
+
+
+def _audit(message: LabMessage, report: StoreReport) -> None:
+    by_patient: dict[int | None, list[Observation]] = defaultdict(list)
+    for observation in report.stored:
+        by_patient[observation.patient_id].append(observation)
+    with audit_batch():
+        for patient_id, observations in by_patient.items():
+            critical = sum(1 for observation in observations if observation.is_critical)
+            audit_record(
+                request=None,
+                user=message.by,
+                action=Action.CREATE,
+                obj=message,
+                patient_id=patient_id or "",
+                detail=_("%(count)s lab results from %(source)s %(id)s, %(critical)s critical")
+                % {
+                    "count": len(observations),
+                    "source": message.get_source_display(),
+                    "id": message.control_id,
+                    "critical": critical,
+                },
+            )
+        if report.problems or report.duplicates:
+            audit_record(
+                request=None,
+                user=message.by,
+                action=Action.CREATE,
+                outcome=Outcome.INVALID if report.problems else Outcome.SUCCESS,
+                obj=message,
+                detail="; ".join(
+                    [f"{problem.where} {problem.field}: {problem.reason}" for problem in report.problems]
+                    + ([f"{report.duplicates} results already stored"] if report.duplicates else [])
+                ),
+            )
+
+
+def _announce(hospital_id: int, stored: list[Observation], alerts: list[LabAlert]) -> None:
+    patients = {observation.patient_id for observation in stored if observation.patient_id is not None}
+    review = any(observation.review for observation in stored)
+    alert_ids = [alert.pk for alert in alerts]
+
+    def send() -> None:
+        for patient_id in patients:
+            events.lab_results_changed(hospital_id=hospital_id, patient_id=patient_id)
+        if review:
+            events.lab_review_changed(hospital_id=hospital_id)
+        for alert_id in alert_ids:
+            events.lab_alert_raised(alert_id)
+
+    transaction.on_commit(send, robust=True)
+
+
+# The review queue.
+
+
+@transaction.atomic
+def observation_patient_assign(*, observation: Observation, patient: Patient, by: Any, request: Any = None) -> None:
+    """A clinician says whose result this is (its record number matched nobody): the range for that
+    patient applies from now on, and a critical value raises its alert."""
+    observation.patient = patient
+    observation.record_number = patient.record_number
+    observation_understand(observation, reference())
+    observation.save(
+        update_fields=[
+            "patient",
+            "record_number",
+            "value",
+            "comparator",
+            "unit",
+            "low",
+            "high",
+            "flag",
+            "review",
+        ]
+    )
+    alerts = []
+    if observation.is_critical and not LabAlert.objects.filter(observation=observation).exists():
+        alerts = [
+            LabAlert.objects.create(observation=observation, hospital_id=observation.hospital_id, patient=patient)
+        ]
+    audit_record(
+        request=request,
+        user=by,
+        action=Action.UPDATE,
+        obj=observation,
+        patient_id=patient.pk,
+        detail=_("Lab result assigned to record %(record)s") % {"record": patient.record_number},
+    )
+    _announce(observation.hospital_id, [observation], alerts)
+    transaction.on_commit(lambda: events.lab_review_changed(hospital_id=observation.hospital_id), robust=True)
+
+
+@transaction.atomic
+def observation_review_close(*, observation: Observation, by: Any, request: Any = None) -> None:
+    """A clinician has read a result the platform could not place (an unknown test or unit) and keeps it
+    as sent. A result without a patient cannot be closed this way: it needs one first."""
+    if observation.review == Observation.Review.PATIENT:
+        raise ValueError("a result without a patient is assigned, not closed")
+    observation.review = ""
+    observation.save(update_fields=["review"])
+    audit_record(
+        request=request,
+        user=by,
+        action=Action.UPDATE,
+        obj=observation,
+        patient_id=observation.patient_id or "",
+        detail=_("Lab result reviewed and kept as sent"),
+    )
+    transaction.on_commit(lambda: events.lab_review_changed(hospital_id=observation.hospital_id), robust=True)
+
+
+def lab_message_open(
+    *,
+    hospital_id: int,
+    source: str,
+    sender: str,
+    control_id: str,
+    raw: str,
+    device_id: int | None = None,
+    by: Any = None,
+) -> tuple[LabMessage, bool]:
+    """Keep a message as received, once: (the message, whether it is new). The same sender's same control
+    id again returns the first message, so its answer can be repeated and nothing is stored twice."""
+    try:
+        with transaction.atomic():
+            return (
+                LabMessage.objects.create(
+                    hospital_id=hospital_id,
+                    source=source,
+                    sender=sender,
+                    control_id=control_id[:64],
+                    raw=raw,
+                    device_id=device_id,
+                    by=by if getattr(by, "pk", None) else None,
+                ),
+                True,
+            )
+    except IntegrityError:
+        return LabMessage.objects.get(hospital_id=hospital_id, sender=sender, control_id=control_id[:64]), False
