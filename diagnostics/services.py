@@ -3,15 +3,16 @@
 import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.db.models.functions import Upper
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
@@ -22,6 +23,7 @@ from hospitals.errors import Refused
 from patients.models import Patient
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class ImagingRefused(Refused):
@@ -42,15 +44,6 @@ class Stored:
     created: bool  # False: these very bytes had arrived before, and nothing was added
 
 
-@dataclass
-class Filed:
-    """What earlier stores of one batch (a STOW request) looked up: patients by record number, series by
-    study and series UID. Filled only once a store has succeeded, so nothing rolled back is remembered."""
-
-    patients: dict[str, Patient] = field(default_factory=dict)
-    series: dict[tuple[str, str], Series] = field(default_factory=dict)
-
-
 def instance_store(
     *,
     data: bytes,
@@ -58,60 +51,137 @@ def instance_store(
     source: str,
     patient: Patient | None = None,
     by: Any = None,
-    header: dicom.Header | None = None,
-    filed: Filed | None = None,
 ) -> Stored:
     """Check, store and index one DICOM file, and queue its processing once the transaction commits.
 
     `patient`, when given, is the clinician's choice (already checked to be theirs); otherwise the header's
-    PatientID must be a record number of the hospital. `header` is dicom.header_read(data) when the caller
-    has read it already; `filed` spares a batch the lookups of its earlier files. Raises dicom.DicomInvalid
-    or ImagingRefused; a failure leaves nothing behind, so one bad file in a batch costs only itself."""
-    header = header or dicom.header_read(data)
-    filed = filed if filed is not None else Filed()
-    digest = hashlib.sha256(data).hexdigest()
-    existing = Instance.objects.filter(hospital_id=hospital_id, sop_instance_uid=header.sop_uid).first()
-    if existing is not None:
-        return _same_or_conflict(existing, digest, data)
-    record = header.text("PatientID").upper() if patient is None else None  # None: the clinician chose
-    if patient is None:
-        patient = filed.patients.get(record or "") or _patient_of(header, hospital_id)
+    PatientID must be a record number of the hospital. Raises dicom.DicomInvalid or ImagingRefused; a
+    failure leaves nothing behind."""
+    (outcome,) = instances_store(
+        files=[(data, dicom.header_read(data))], hospital_id=hospital_id, source=source, patient=patient, by=by
+    )
+    if isinstance(outcome, ImagingRefused):
+        raise outcome
+    return outcome
+
+
+def instances_store(
+    *,
+    files: list[tuple[bytes, dicom.Header]],
+    hospital_id: int,
+    source: str,
+    patient: Patient | None = None,
+    by: Any = None,
+) -> list[Stored | ImagingRefused]:
+    """Store a batch of read files (bytes and dicom.header_read of them): each one's outcome, in order,
+    is what was stored or why it was refused; a refused file costs only itself.
+
+    A batch (a STOW-RS request, a study) costs one query for what is stored already, one for the patients
+    and one insert for the new rows, however many files it has."""
+    outcomes: list[Stored | ImagingRefused | None] = [None] * len(files)
+    digests = [hashlib.sha256(data).hexdigest() for data, _header in files]
+    uids = {header.sop_uid for _data, header in files}
+    existing = {
+        instance.sop_instance_uid: instance
+        for instance in Instance.objects.filter(hospital_id=hospital_id, sop_instance_uid__in=uids)
+    }
+    patients = _patients_of([header for _data, header in files], hospital_id) if patient is None else {}
+    series_of: dict[tuple[str, str, int], Series | ImagingRefused] = {}
+    fresh: dict[str, int] = {}  # SOP Instance UID -> index of the first file of the batch that has it
+    again: list[int] = []  # a second file with a UID met earlier in this batch
+    rows: list[tuple[int, Instance]] = []
+    for n, (data, header) in enumerate(files):
+        if header.sop_uid in existing:
+            outcomes[n] = _outcome(_same_or_conflict, existing[header.sop_uid], digests[n], data)
+            continue
+        if header.sop_uid in fresh:
+            again.append(n)
+            continue
+        owner = patient or patients.get(header.text("PatientID").upper())
+        if owner is None:
+            outcomes[n] = _no_patient(header)
+            continue
+        key = (header.study_uid, header.series_uid, owner.pk)
+        if key not in series_of:
+            series_of[key] = _outcome(_series_in_savepoint, header, hospital_id, owner)
+        series = series_of[key]
+        if isinstance(series, ImagingRefused):
+            outcomes[n] = series
+            continue
+        fresh[header.sop_uid] = n
+        rows.append((n, _instance_row(data, header, digests[n], series, hospital_id, source, by)))
+    for n, stored in _rows_insert(rows, hospital_id, files, digests):
+        outcomes[n] = stored
+    for n in again:  # now that the first is stored, a repeat is either the same bytes or a conflict
+        data, header = files[n]
+        first = outcomes[fresh[header.sop_uid]]
+        outcomes[n] = (
+            _outcome(_same_or_conflict, first.instance, digests[n], data) if isinstance(first, Stored) else first
+        )
+    assert all(outcome is not None for outcome in outcomes)
+    return outcomes  # type: ignore[return-value]
+
+
+def _outcome(make: Callable[..., T], *args: Any) -> T | ImagingRefused:
+    """make(*args), or the refusal it raised."""
+    try:
+        return make(*args)
+    except ImagingRefused as exc:
+        return exc
+
+
+def _instance_row(
+    data: bytes, header: dicom.Header, digest: str, series: Series, hospital_id: int, source: str, by: Any
+) -> Instance:
     name = f"dicom/{digest[:2]}/{digest[2:4]}/{digest}.dcm"
     if not default_storage.exists(name):
         name = default_storage.save(name, ContentFile(data))
+    return Instance(
+        series=series,
+        hospital_id=hospital_id,
+        sop_instance_uid=header.sop_uid,
+        sop_class_uid=header.sop_class_uid,
+        number=dicom.int_or_none(header.dataset.get("InstanceNumber")),
+        rows=header.rows,
+        columns=header.columns,
+        frames=header.frames,
+        transfer_syntax_uid=header.transfer_syntax_uid,
+        photometric=header.text("PhotometricInterpretation", 16),
+        pixel_spacing=dicom.pixel_spacing(header.dataset),
+        sha256=digest,
+        file=name,
+        size=len(data),
+        source=source,
+        uploaded_by=by if getattr(by, "pk", None) else None,
+    )
+
+
+def _rows_insert(
+    rows: list[tuple[int, Instance]], hospital_id: int, files: list[tuple[bytes, dicom.Header]], digests: list[str]
+) -> list[tuple[int, Stored | ImagingRefused]]:
+    """Insert the new rows in one statement and queue them after the commit. Should another way in have
+    stored one of them meanwhile (the same image by C-STORE and STOW at once), insert one by one instead,
+    so that one is answered as already stored or as a conflict."""
+    if not rows:
+        return []
     try:
         with transaction.atomic():
-            series = filed.series.get((header.study_uid, header.series_uid))
-            if series is None or series.study.patient_id != patient.pk:
-                series = _series_of(header, hospital_id, patient)
-            instance = Instance.objects.create(
-                series=series,
-                hospital_id=hospital_id,
-                sop_instance_uid=header.sop_uid,
-                sop_class_uid=header.sop_class_uid,
-                number=dicom.int_or_none(header.dataset.get("InstanceNumber")),
-                rows=header.rows,
-                columns=header.columns,
-                frames=header.frames,
-                transfer_syntax_uid=header.transfer_syntax_uid,
-                photometric=header.text("PhotometricInterpretation", 16),
-                pixel_spacing=dicom.pixel_spacing(header.dataset),
-                sha256=digest,
-                file=name,
-                size=len(data),
-                source=source,
-                uploaded_by=by if getattr(by, "pk", None) else None,
-            )
-            transaction.on_commit(lambda: _queue(instance.pk))
-        if record is not None:
-            filed.patients[record] = patient
-        filed.series[(header.study_uid, header.series_uid)] = series
-    except IntegrityError:  # the same instance arrived at the same moment by another way in
-        existing = Instance.objects.filter(hospital_id=hospital_id, sop_instance_uid=header.sop_uid).first()
-        if existing is None:
-            raise
-        return _same_or_conflict(existing, digest, data)
-    return Stored(instance, created=True)
+            Instance.objects.bulk_create([instance for _n, instance in rows])
+        done: list[tuple[int, Stored | ImagingRefused]] = [(n, Stored(instance, created=True)) for n, instance in rows]
+    except IntegrityError:
+        done = []
+        for n, instance in rows:
+            try:
+                with transaction.atomic():
+                    instance.save(force_insert=True)
+                done.append((n, Stored(instance, created=True)))
+            except IntegrityError:
+                instance.pk = None
+                other = Instance.objects.get(hospital_id=hospital_id, sop_instance_uid=instance.sop_instance_uid)
+                done.append((n, _outcome(_same_or_conflict, other, digests[n], files[n][0])))
+    queued = [stored.instance.pk for _n, stored in done if isinstance(stored, Stored) and stored.created]
+    transaction.on_commit(lambda: _queue_all(queued))
+    return done
 
 
 def _same_or_conflict(existing: Instance, digest: str, data: bytes) -> Stored:
@@ -131,18 +201,26 @@ def _same_or_conflict(existing: Instance, digest: str, data: bytes) -> Stored:
     )
 
 
-def _patient_of(header: dicom.Header, hospital_id: int) -> Patient:
-    record = header.text("PatientID")
-    patient = Patient.objects.filter(hospital_id=hospital_id, record_number__iexact=record).first() if record else None
-    if patient is None:
-        raise ImagingRefused(
-            _(
-                "No patient with record number “%(record)s” (the images' Patient ID) in your hospital: register "
-                "the patient, or upload from the patient's page so the images go to that patient."
-            )
-            % {"record": record or "—"}
+def _patients_of(headers: list[dicom.Header], hospital_id: int) -> dict[str, Patient]:
+    """The hospital's patients by the (upper-cased) record numbers in the headers' Patient ID."""
+    records = {header.text("PatientID").upper() for header in headers} - {""}
+    found = Patient.objects.annotate(record=Upper("record_number")).filter(hospital_id=hospital_id, record__in=records)
+    return {patient.record: patient for patient in found}
+
+
+def _no_patient(header: dicom.Header) -> ImagingRefused:
+    return ImagingRefused(
+        _(
+            "No patient with record number “%(record)s” (the images' Patient ID) in your hospital: register "
+            "the patient, or upload from the patient's page so the images go to that patient."
         )
-    return patient
+        % {"record": header.text("PatientID") or "—"}
+    )
+
+
+def _series_in_savepoint(header: dicom.Header, hospital_id: int, patient: Patient) -> Series:
+    with transaction.atomic():
+        return _series_of(header, hospital_id, patient)
 
 
 def _series_of(header: dicom.Header, hospital_id: int, patient: Patient) -> Series:
@@ -201,6 +279,18 @@ def _queue(instance_id: int) -> None:
     from diagnostics.tasks import instance_process
 
     instance_process.delay(instance_id)
+
+
+def _queue_all(instance_ids: list[int]) -> None:
+    """Queue a task per instance. For a batch the request publishes one message, and a worker publishes
+    the instances' tasks: a publish costs about a millisecond that a STOW request of many images should
+    not spend while a sender waits."""
+    from diagnostics.tasks import instances_queue
+
+    if len(instance_ids) == 1:
+        _queue(instance_ids[0])
+    elif instance_ids:
+        instances_queue.delay(instance_ids)
 
 
 # The pipeline (run by the Celery task).

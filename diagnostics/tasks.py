@@ -22,6 +22,14 @@ def instance_process(self: Task, instance_id: int) -> bool:
         raise self.retry(exc=exc, countdown=min(300, 5 * 2**self.request.retries)) from exc
 
 
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def instances_queue(instance_ids: list[int]) -> None:
+    """Queue the pipeline task of each instance of a batch (see services._queue_all). Run twice, it queues
+    them twice, which instance_process shrugs off; lost, the periodic sweep queues them again."""
+    for instance_id in instance_ids:
+        instance_process.delay(instance_id)
+
+
 @shared_task(acks_late=True)
 def instances_requeue_stuck() -> int:
     """Periodic (Celery beat): see services.instances_requeue_stuck."""

@@ -1,7 +1,7 @@
 """STOW-RS: store the parts of a request, each on its own, and the Store Instances Response (PS3.18 Annex I).
 
-Every part is stored in its own transaction (a savepoint inside a caller's transaction), so one bad part
-costs only itself. Each failed part is answered with a Failure Reason code and, since a person reads the
+The parts of a request are stored together (services.instances_store), and one bad part costs only
+itself. Each failed part is answered with a Failure Reason code and, since a person reads the
 answer, the reason as a sentence in Error Comment (0000,0902): the attribute DICOM pairs with a failure
 status in C-STORE (PS3.4 B.2.3), carried here in the Failed SOP Sequence item.
 """
@@ -16,12 +16,12 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 
-from diagnostics.dicom import DicomInvalid, header_read
+from diagnostics.dicom import DicomInvalid, Header, header_read
 from diagnostics.dicomweb import dicomjson
 from diagnostics.dicomweb.multipart import Part, part_content
 from diagnostics.dicomweb.selectors import is_uid
 from diagnostics.models import Instance
-from diagnostics.services import Filed, ImagingRefused, InstanceConflict, Stored, instance_store
+from diagnostics.services import InstanceConflict, Stored, instances_store
 from hospitals.audit import Action, Outcome, audit_batch, audit_record
 
 MAX_PARTS = 1000
@@ -57,11 +57,29 @@ def parts_store(
     links: dicomjson.Links,
 ) -> tuple[int, dicomjson.Json]:
     """Store each part as an instance of the caller's hospital; the HTTP status and the response body."""
-    # One transaction for the request (each part in its own savepoint, so a bad one costs only itself):
-    # one commit, and the parts' audit rows chained in one append instead of one lock each.
-    filed = Filed()
+    results = [PartResult(part) for part in parts]
+    readable: list[tuple[PartResult, bytes, Header]] = []
+    for result in results:
+        checked = _part_read(body, result, study_uid)
+        if checked is not None:
+            readable.append((result, *checked))
+    # One transaction for the request: the new rows in one insert, one commit, and the parts' audit rows
+    # chained in one append. A refused part costs only itself.
     with transaction.atomic(), audit_batch():
-        results = [_part_store(request, body, part, hospital_id, user, study_uid, filed) for part in parts]
+        outcomes = instances_store(
+            files=[(data, header) for _result, data, header in readable],
+            hospital_id=hospital_id,
+            source=Instance.Source.STOW,
+            by=user,
+        )
+        for (result, _data, _header), outcome in zip(readable, outcomes, strict=True):
+            if isinstance(outcome, Stored):
+                result.stored = outcome
+            else:
+                failure = DUPLICATE_SOP_INSTANCE if isinstance(outcome, InstanceConflict) else PROCESSING_FAILURE
+                result.failure, result.reason = failure, _part_says(result.part, outcome)
+        for result in results:
+            part_audit(request, result)
     stored = [result for result in results if result.stored is not None]
     failed = [result for result in results if result.stored is None]
     status = 200 if not failed else 202 if stored else 409
@@ -77,57 +95,33 @@ def parts_store(
     return status, response
 
 
-def _part_store(
-    request: HttpRequest,
-    body: BinaryIO,
-    part: Part,
-    hospital_id: int,
-    user: Any,
-    study_uid: str | None,
-    filed: Filed,
-) -> PartResult:
-    result = PartResult(part)
+def _part_read(body: BinaryIO, result: PartResult, study_uid: str | None) -> tuple[bytes, Header] | None:
+    """The part's bytes and header when it is a DICOM instance of the target study; otherwise None, with
+    the failure recorded on the result."""
+    part = result.part
     if part.content_type not in ("", "application/dicom"):
-        return _fail(
-            request,
-            result,
+        result.failure, result.reason = (
             CANNOT_UNDERSTAND,
             _("Part %(number)s is “%(type)s”; only application/dicom parts are stored.")
             % {"number": part.number, "type": part.content_type},
         )
+        return None
     data = part_content(body, part)
     try:
         header = header_read(data)
     except DicomInvalid as exc:
         result.sop_class_uid, result.sop_instance_uid, _study = _identity(data)  # to name the part, if it can be
-        return _fail(request, result, CANNOT_UNDERSTAND, _part_says(part, exc))
-    result.sop_class_uid, result.sop_instance_uid, part_study = header.sop_class_uid, header.sop_uid, header.study_uid
-    if study_uid and part_study != study_uid:
-        return _fail(
-            request,
-            result,
+        result.failure, result.reason = CANNOT_UNDERSTAND, _part_says(part, exc)
+        return None
+    result.sop_class_uid, result.sop_instance_uid = header.sop_class_uid, header.sop_uid
+    if study_uid and header.study_uid != study_uid:
+        result.failure, result.reason = (
             STUDY_MISMATCH,
             _("Part %(number)s belongs to study %(found)s, not to %(target)s where it was sent.")
-            % {"number": part.number, "found": part_study, "target": study_uid},
+            % {"number": part.number, "found": header.study_uid, "target": study_uid},
         )
-    try:
-        with transaction.atomic():
-            result.stored = instance_store(
-                data=data,
-                hospital_id=hospital_id,
-                source=Instance.Source.STOW,
-                by=user,
-                header=header,
-                filed=filed,
-            )
-            part_audit(request, result)
-    except DicomInvalid as exc:
-        return _fail(request, result, CANNOT_UNDERSTAND, _part_says(part, exc))
-    except InstanceConflict as exc:
-        return _fail(request, result, DUPLICATE_SOP_INSTANCE, _part_says(part, exc))
-    except ImagingRefused as exc:
-        return _fail(request, result, PROCESSING_FAILURE, _part_says(part, exc))
-    return result
+        return None
+    return data, header
 
 
 def _part_says(part: Part, exc: Exception) -> str:
@@ -149,15 +143,8 @@ def _identity(data: bytes) -> tuple[str, str, str]:
     return sop_class, sop_instance, study
 
 
-def _fail(request: HttpRequest, result: PartResult, failure: int, reason: str) -> PartResult:
-    result.failure, result.reason = failure, reason
-    part_audit(request, result)
-    return result
-
-
 def part_audit(request: HttpRequest, result: PartResult) -> None:
-    """The audit entry of one part: the instance stored (inside its transaction), or the refusal and its
-    reason. The one place to batch them, should a benchmark ask."""
+    """The audit entry of one part: the instance stored, or the refusal and its reason."""
     if result.stored is None:
         audit_record(
             request=request,

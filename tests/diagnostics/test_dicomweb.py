@@ -161,6 +161,46 @@ def test_a_bad_part_fails_alone_and_says_why(network_a: Network, login: Callable
     assert Dataset.from_json(everything_bad.json()).FailedSOPSequence[0].FailureReason == 0x0111
 
 
+def test_one_request_with_an_image_twice_stores_it_once_and_refuses_a_changed_copy(
+    network_a: Network, login: Callable[[User], Client]
+) -> None:
+    client = login(StaffFactory(hospital=network_a.regional).user)
+    patient = PatientFactory(hospital=network_a.regional)
+    image = dicom_for(patient, "CT_small.dcm")
+    changed = pydicom.dcmread(io.BytesIO(image))
+    changed.StudyDescription = "corrected"
+    other = io.BytesIO()
+    changed.save_as(other, enforce_file_format=True)
+
+    response = _stow(client, [image, image, other.getvalue()])
+
+    assert response.status_code == 202
+    answer = Dataset.from_json(response.json())
+    assert [item.ReferencedSOPInstanceUID for item in answer.ReferencedSOPSequence] == [changed.SOPInstanceUID] * 2
+    (conflict,) = answer.FailedSOPSequence
+    assert conflict.FailureReason == 0x0111 and conflict.ErrorComment.startswith("Part 3: ")
+    assert Instance.objects.count() == 1
+    with Instance.objects.get().file.open("rb") as stored_file:
+        assert stored_file.read() == image
+
+
+def test_a_store_costs_the_same_queries_for_two_images_as_for_twelve(
+    network_a: Network, login: Callable[[User], Client]
+) -> None:
+    client = login(StaffFactory(hospital=network_a.regional).user)
+    patient = PatientFactory(hospital=network_a.regional)
+    client.get("/dicom-web/studies")  # the session's first request settles who the user is
+    counted = []
+    for total in (2, 12):
+        study, series = generate_uid(), generate_uid()
+        parts = [dicom_for(patient, StudyInstanceUID=study, SeriesInstanceUID=series) for _n in range(total)]
+        with CaptureQueriesContext(connection) as queries:
+            response = _stow(client, parts)
+        assert response.status_code == 200 and len(Dataset.from_json(response.json()).ReferencedSOPSequence) == total
+        counted.append(len(queries))
+    assert counted[0] == counted[1]
+
+
 def test_a_study_resource_takes_only_its_own_instances(network_a: Network, login: Callable[[User], Client]) -> None:
     patient = PatientFactory(hospital=network_a.regional)
     client = login(StaffFactory(hospital=network_a.regional).user)

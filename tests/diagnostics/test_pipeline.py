@@ -10,7 +10,7 @@ from django.core.files.storage import default_storage
 from PIL import Image
 
 from consultations.models import Consultation
-from diagnostics import services
+from diagnostics import dicom, services
 from diagnostics.dicom import DicomInvalid
 from diagnostics.models import Instance, Study
 from diagnostics.tasks import instance_process
@@ -204,6 +204,20 @@ def test_a_real_worker_renders_what_was_stored(network_a: Network, celery_worker
     assert stored.instance.status == Instance.Status.QUEUED  # the request path only stored it
     instance = _wait_for(stored.instance.pk, Instance.Status.READY)
     assert instance.previews == 30 and instance.attempts == 1
+
+
+def test_a_real_worker_renders_every_image_of_a_batch(network_a: Network, celery_worker) -> None:  # type: ignore[no-untyped-def]
+    patient = PatientFactory(hospital=network_a.regional)
+    files = [dicom_for(patient, name) for name in ("CT_small.dcm", "US1_J2KR.dcm", "MR_small.dcm")]
+    outcomes = services.instances_store(
+        files=[(data, dicom.header_read(data)) for data in files],
+        hospital_id=patient.hospital_id,
+        source=Instance.Source.STOW,
+    )
+    assert all(isinstance(outcome, services.Stored) and outcome.created for outcome in outcomes)
+    for outcome in outcomes:
+        assert isinstance(outcome, services.Stored)
+        assert _wait_for(outcome.instance.pk, Instance.Status.READY).previews == 1
 
 
 def test_a_worker_killed_mid_task_loses_nothing_and_the_image_ends_ready_once(
