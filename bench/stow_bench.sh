@@ -2,7 +2,8 @@
 # STOW-RS accept rate and time to previews: M-Hospital against Orthanc (issue 4), 127.0.0.1 only.
 #   apt-get install -y orthanc orthanc-dicomweb     # once
 #   createdb -h 127.0.0.1 -U postgres mhospital_bench; bash bench/worklist_bench.sh   # seeds, once
-#   bash bench/stow_bench.sh                        # INSTANCES=2000 CONCURRENCY=4 BATCH=10 by default
+#   bash bench/stow_bench.sh                        # INSTANCES=2000 CONCURRENCY=4 BATCH=10 by default;
+#                                                   # ONLY=mhospital or ONLY=orthanc runs one side, CINE=0 skips the cine timing
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/mhospital_bench}"
@@ -47,5 +48,6 @@ for url in "http://127.0.0.1:8042/system" "http://127.0.0.1:$PORT/healthz"; do
 done
 
 .venv/bin/python bench/stow_bench.py --instances "$INSTANCES" --batch "$BATCH" --concurrency "$CONCURRENCY" \
-  --mhospital "http://127.0.0.1:$PORT" --orthanc http://127.0.0.1:8042 --token "$token" --patient-id "$patient"
+  --mhospital "http://127.0.0.1:$PORT" --orthanc http://127.0.0.1:8042 --token "$token" --patient-id "$patient" \
+  ${ONLY:+--only "$ONLY"} ${CINE:+--cine "$CINE"}
 echo "server errors logged: $(grep -c ' ERROR ' var/bench-server.log var/bench-worker.log || true)"
