@@ -2,8 +2,12 @@
 
 A DICOM modality is known by its AE title. An association is accepted only from the AE title of an active
 device of an active hospital (the allow-list), and the images it sends are filed under that hospital.
+Devices that speak HTTP send a token of their own (`DeviceToken`): only its hash is kept.
 """
 
+import hashlib
+
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
@@ -51,6 +55,15 @@ class Device(models.Model):
             "and their images are filed under this device's hospital."
         ),
     )
+    vendor = models.CharField(_("vendor"), max_length=120, blank=True, help_text=_("e.g. “Mindray”."))
+    model_name = models.CharField(_("model"), max_length=120, blank=True, help_text=_("e.g. “BC-5150”."))
+    serial = models.CharField(_("serial number"), max_length=120, blank=True)
+    location = models.CharField(
+        _("location"),
+        max_length=120,
+        blank=True,
+        help_text=_("Where the device is kept, e.g. “Ward 3”, “Tula-1 station” or “Train 002, car 7”."),
+    )
     active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     last_seen_at = models.DateTimeField(_("last seen"), null=True, blank=True, editable=False)
@@ -70,3 +83,46 @@ class Device(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.ae_title})" if self.ae_title else self.name
+
+
+# A token reads mhd_<prefix>_<secret>: recognisable in a device's configuration, a log or a leak scanner.
+TOKEN_SCHEME = "mhd"  # noqa: S105 - a label, not a secret
+
+
+def token_digest(token: str) -> str:
+    """The hash kept of a device token. A plain SHA-256 is enough for 256 random bits (nothing to guess, so
+    no salt or slow hash), and unlike an HMAC keyed by SECRET_KEY it survives a rotation of that key."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class DeviceToken(models.Model):
+    """A device's credential for the API. The token itself is shown once, when issued; the platform keeps
+    its public prefix (to find the row) and its hash (to check it)."""
+
+    device = models.ForeignKey(Device, verbose_name=_("device"), on_delete=models.CASCADE, related_name="tokens")
+    prefix = models.CharField(_("prefix"), max_length=16, unique=True, editable=False)
+    digest = models.CharField(_("hash"), max_length=64, editable=False)
+    created_at = models.DateTimeField(_("issued"), auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("issued by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+    )
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True, editable=False)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = _("device token")
+        verbose_name_plural = _("device tokens")
+
+    def __str__(self) -> str:
+        return f"{TOKEN_SCHEME}_{self.prefix}_…"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

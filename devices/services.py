@@ -1,29 +1,209 @@
-"""Writes for devices: what a modality's DICOM association and C-STORE requests do to the platform.
+"""Writes for devices: the registry hospital admins keep, device tokens, and what a modality's DICOM
+association and C-STORE requests do to the platform.
 
-The listener (`devices/dicom_listener.py`) speaks the protocol; these functions decide, store and audit,
-and say which status to send back. Every refused association and every stored or refused image is one
+Every change to a device or a token is one audit row, written in the same transaction as the change.
+The listener (`devices/dicom_listener.py`) speaks the protocol; the DICOM functions below decide, store and
+audit, and say which status to send back. Every refused association and every stored or refused image is one
 audit row naming the calling AE title, the device and the peer's address.
 """
 
 import io
 import logging
 import re
+import secrets
 import unicodedata
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pydicom
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
+from django.http import HttpRequest
 from django.utils import timezone
 
-from devices.models import Device
+from devices.models import TOKEN_SCHEME, Device, DeviceToken, token_digest
 from devices.selectors import device_for_ae_title
 from diagnostics.dicom import DicomInvalid
 from diagnostics.models import Instance
 from diagnostics.services import ImagingRefused, InstanceConflict, instance_store
 from hospitals.audit import Action, Outcome, audit_record
+from hospitals.models import Hospital, User
 from patients.models import Patient
 
 log = logging.getLogger(__name__)
+
+# The registry.
+
+DEVICE_FIELDS = ("name", "kind", "vendor", "model_name", "serial", "location", "ae_title")
+
+
+@transaction.atomic
+def device_create(
+    *,
+    hospital: Hospital,
+    name: str,
+    kind: str,
+    vendor: str = "",
+    model_name: str = "",
+    serial: str = "",
+    location: str = "",
+    ae_title: str = "",
+    by: User,
+    request: HttpRequest | None = None,
+) -> Device:
+    """Register a device of `hospital`, active at once. `request` (when there is one) gives the audit row
+    its address; raises ValidationError for values the model refuses (a taken AE title)."""
+    device = Device(
+        hospital=hospital,
+        name=name,
+        kind=kind,
+        vendor=vendor,
+        model_name=model_name,
+        serial=serial,
+        location=location,
+        ae_title=ae_title,
+    )
+    device.full_clean()
+    device.save()
+    audit_record(request=request, user=by, action=Action.CREATE, obj=device, detail=_describe(device))
+    return device
+
+
+@transaction.atomic
+def device_update(
+    *,
+    device: Device,
+    name: str,
+    kind: str,
+    vendor: str = "",
+    model_name: str = "",
+    serial: str = "",
+    location: str = "",
+    ae_title: str = "",
+    by: User,
+    request: HttpRequest | None = None,
+) -> Device:
+    """Change a device's details; the audit row names each changed field with its old and new value."""
+    new = {
+        "name": name,
+        "kind": kind,
+        "vendor": vendor,
+        "model_name": model_name,
+        "serial": serial,
+        "location": location,
+        "ae_title": ae_title,
+    }
+    changes = {
+        field: (getattr(device, field), value) for field, value in new.items() if getattr(device, field) != value
+    }
+    if not changes:
+        return device
+    for field, (_old, value) in changes.items():
+        setattr(device, field, value)
+    device.full_clean()
+    device.save(update_fields=list(changes))
+    detail = "; ".join(f"{field}: {old!r} -> {value!r}" for field, (old, value) in changes.items())
+    audit_record(request=request, user=by, action=Action.UPDATE, obj=device, detail=detail)
+    return device
+
+
+@transaction.atomic
+def device_deactivate(*, device: Device, by: User, request: HttpRequest | None = None) -> Device:
+    """Stop taking anything from the device: its tokens and its AE title are refused until it is activated
+    again (the tokens are kept, so reactivating needs no new configuration on the device)."""
+    return _device_active_set(device, active=False, by=by, request=request)
+
+
+@transaction.atomic
+def device_activate(*, device: Device, by: User, request: HttpRequest | None = None) -> Device:
+    return _device_active_set(device, active=True, by=by, request=request)
+
+
+def _device_active_set(device: Device, *, active: bool, by: User, request: HttpRequest | None) -> Device:
+    if device.active == active:
+        return device
+    device.active = active
+    device.save(update_fields=["active"])
+    detail = "activated" if active else "deactivated"
+    audit_record(request=request, user=by, action=Action.UPDATE, obj=device, detail=detail)
+    return device
+
+
+def _describe(device: Device) -> str:
+    return "; ".join(f"{field}: {getattr(device, field)!r}" for field in DEVICE_FIELDS if getattr(device, field))
+
+
+# Device tokens.
+
+# How stale last_used_at / last_seen_at may get: a device that sends every second costs a write a minute.
+TOKEN_USE_RECORD_INTERVAL = timedelta(minutes=1)
+
+
+@transaction.atomic
+def device_token_issue(*, device: Device, by: User, request: HttpRequest | None = None) -> tuple[DeviceToken, str]:
+    """A new token for the device, next to any it has; returns the row and the token itself, which exists
+    nowhere else: show it once, never store or log it."""
+    prefix = secrets.token_hex(6)
+    plain = f"{TOKEN_SCHEME}_{prefix}_{secrets.token_urlsafe(32)}"
+    token = DeviceToken.objects.create(device=device, prefix=prefix, digest=token_digest(plain), created_by=by)
+    audit_record(
+        request=request, user=by, action=Action.CREATE, obj=token, detail=f"token {token} issued for device {device.pk}"
+    )
+    return token, plain
+
+
+@transaction.atomic
+def device_token_rotate(*, device: Device, by: User, request: HttpRequest | None = None) -> tuple[DeviceToken, str]:
+    """Replace the device's tokens: every active one is revoked and a new one issued, together or not at all.
+    Returns the new row and token (shown once)."""
+    Device.objects.select_for_update().filter(pk=device.pk).first()  # one rotation of a device at a time
+    for old in device.tokens.filter(revoked_at__isnull=True):
+        _token_revoke(old, by=by, request=request, detail=f"token {old} revoked by rotation")
+    return device_token_issue(device=device, by=by, request=request)
+
+
+@transaction.atomic
+def device_token_revoke(*, token: DeviceToken, by: User, request: HttpRequest | None = None) -> DeviceToken:
+    """Revoke a token for good: the device's next request with it is refused. Revoking twice changes nothing."""
+    if token.revoked_at is None:
+        _token_revoke(token, by=by, request=request, detail=f"token {token} revoked")
+    return token
+
+
+def _token_revoke(token: DeviceToken, *, by: User, request: HttpRequest | None, detail: str) -> None:
+    token.revoked_at = timezone.now()
+    token.save(update_fields=["revoked_at"])
+    audit_record(
+        request=request, user=by, action=Action.UPDATE, obj=token, detail=f"{detail} (device {token.device_id})"
+    )
+
+
+def device_token_used(*, token: DeviceToken) -> None:
+    """Note that the device called in with the token: when, on the token and the device, at most once a
+    minute (two cheap updates, no audit row: a device's results are audited where they are stored)."""
+    now = timezone.now()
+    if token.last_used_at is not None and now - token.last_used_at < TOKEN_USE_RECORD_INTERVAL:
+        return
+    token.last_used_at = now
+    DeviceToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    Device.objects.filter(pk=token.device_id).update(last_seen_at=now)
+    token.device.last_seen_at = now
+
+
+def device_token_refused(*, request: HttpRequest, token: DeviceToken | None, code: str, reason: str) -> None:
+    """Audit a request refused for its device token (and log it). `reason` may name the token by its prefix,
+    never by the secret part: that must reach neither the trail nor a log."""
+    log.warning("Device request %s %s refused (%s): %s", request.method, request.path[:200], code, reason)
+    audit_record(
+        request=request,
+        action=Action.LOGIN_FAILURE,
+        outcome=Outcome.DENIED,
+        obj=token.device if token is not None else None,
+        object_type="devices.device",
+        detail=f"{request.method} {request.path[:200]}: device token refused ({code}): {reason}",
+    )
+
+
+# DICOM.
 
 # A-ASSOCIATE-RJ diagnostics (PS3.8 9.3.4), sent with result "rejected permanent", source "service user".
 CALLING_AE_NOT_RECOGNISED = 0x03

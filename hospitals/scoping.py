@@ -39,6 +39,10 @@ class Scope:
         return self.is_platform_admin or self.is_hospital_admin
 
     @property
+    def can_manage_devices(self) -> bool:
+        return self.is_platform_admin or self.is_hospital_admin
+
+    @property
     def can_read_audit(self) -> bool:
         return self.is_platform_admin or self.is_hospital_admin
 
@@ -125,6 +129,16 @@ def staff_manageable(scope: Scope) -> QuerySet[Staff]:
 
 def access_staff(scope: Scope, pk: object) -> Staff:
     return _get_or_404(staff_manageable(scope), pk)
+
+
+def hospital_assets_manageable(scope: Scope, assets: QuerySet[M]) -> QuerySet[M]:
+    """`assets` (rows with a `hospital`, such as devices) narrowed to those the scope administers: a hospital
+    admin's own hospital's, every hospital's for a platform admin, none for anyone else."""
+    if scope.is_platform_admin:
+        return assets
+    if scope.is_hospital_admin and scope.hospital_id is not None:
+        return assets.filter(hospital_id=scope.hospital_id)
+    return assets.none()
 
 
 def audit_visible(scope: Scope) -> QuerySet[AuditEntry]:

@@ -20,5 +20,6 @@ urlpatterns = [
     path("", include("consultations.urls")),
     path("", include("diagnostics.urls")),
     path("", include("diagnostics.viewer_urls")),
+    path("", include("devices.urls")),
     path("dicom-web/", include("diagnostics.dicomweb.urls")),
 ]

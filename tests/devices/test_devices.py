@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 
-from devices.models import Device
+from devices.models import Device, DeviceToken
 from hospitals.models import AuditEntry, User
 from tests.conftest import Network
 
@@ -58,14 +58,22 @@ def test_two_devices_cannot_share_an_ae_title_but_many_need_none(network_a: Netw
         twin.full_clean()
 
 
-def test_the_demo_has_tulas_ultrasound_unit_once(db) -> None:  # type: ignore[no-untyped-def]
+def test_the_demo_has_tulas_ultrasound_analyser_and_glucometer_once(db) -> None:  # type: ignore[no-untyped-def]
     call_command("load_demo", stdout=StringIO())
-    call_command("load_demo", stdout=StringIO())
+    out = StringIO()
+    call_command("load_demo", stdout=out)
 
-    device = Device.objects.get()
+    device = Device.objects.get(ae_title="TULA_US1")
     assert (device.ae_title, device.hospital.name, device.kind, device.active) == (
         "TULA_US1",
         "Tula Regional Hospital",
         "ultrasound",
         True,
     )
+    others = Device.objects.exclude(pk=device.pk).order_by("kind")
+    assert [(d.kind, d.hospital.name, d.ae_title) for d in others] == [
+        ("glucose_meter", "Tula Regional Hospital", ""),
+        ("lab_analyser", "Tula Regional Hospital", ""),
+    ]
+    assert all(d.vendor and d.model_name and d.serial and d.location for d in others)
+    assert not DeviceToken.objects.exists() and "mhd_" not in out.getvalue()

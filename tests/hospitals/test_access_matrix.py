@@ -14,6 +14,8 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from consultations.models import Conclusion, Consultation, Message
+from devices.models import Device
+from devices.services import device_token_issue
 from diagnostics.models import Upload
 from hospitals.models import Hospital, Staff, User
 from patients.models import Consent, Patient
@@ -66,6 +68,20 @@ MATRIX: dict[str, Route] = {
     "staff/<int:pk>/activate/": Route("/staff/{pk}/activate/", STAFF_ACTION, "POST", "staff"),
     "staff/<int:pk>/reset-second-factor/": Route("/staff/{pk}/reset-second-factor/", STAFF_ACTION, "POST", "staff"),
     "audit/": Route("/audit/", ADMINS_ONLY),
+    # Devices (devices/views.py): their hospital's admins, like staff; the token page shows the new token once.
+    "devices/": Route("/devices/", ADMINS_ONLY),
+    "devices/new/": Route("/devices/new/", ADMINS_ONLY),
+    "devices/<int:pk>/": Route("/devices/{pk}/", STAFF_OBJECT, obj="device"),
+    "devices/<int:pk>/tokens/": Route(
+        "/devices/{pk}/tokens/", {**STAFF_OBJECT, "hospital_admin": 201, "platform_admin": 201}, "POST", "device"
+    ),
+    "devices/<int:pk>/tokens/<int:token_pk>/revoke/": Route(
+        "/devices/{pk}/tokens/{sub}/revoke/", STAFF_ACTION, "POST", "device_token"
+    ),
+    "devices/<int:pk>/deactivate/": Route("/devices/{pk}/deactivate/", STAFF_ACTION, "POST", "device"),
+    "devices/<int:pk>/activate/": Route("/devices/{pk}/activate/", STAFF_ACTION, "POST", "device"),
+    # A device's own API: a device token only (tests/devices/test_device_api.py); no person gets in.
+    "api/v1/device/heartbeat": Route("/api/v1/device/heartbeat", _everyone(401, anonymous=401), "POST"),
     "notifications/": Route("/notifications/", _everyone(200)),  # one's own, whoever one is
     "notifications/read/": Route("/notifications/read/", _everyone(302), "POST"),
     # Patients: their hospital's clinicians and specialists; admins manage people, not patients.
@@ -296,6 +312,19 @@ def _object_ids(kind: str | None, actor: User | None, network_a: Network, networ
     if kind == "patient":
         own_patient = PatientFactory(hospital=own_hospital)
         return {"own": own_patient.pk, "other": PatientFactory(hospital=network_b.regional).pk, "absent": 987654}
+    if kind in ("device", "device_token"):
+        own_device = Device.objects.create(hospital=own_hospital, name="Glucometer", kind=Device.Kind.GLUCOSE_METER)
+        other_device = Device.objects.create(hospital=network_b.regional, name="Glucometer", kind="glucose_meter")
+        if kind == "device":
+            return {"own": own_device.pk, "other": other_device.pk, "absent": 987654}
+        issuer = StaffFactory(hospital=network_a.regional).user
+        own_token, _ = device_token_issue(device=own_device, by=issuer)
+        other_token, _ = device_token_issue(device=other_device, by=issuer)
+        return {
+            "own": (own_device.pk, own_token.pk),
+            "other": (other_device.pk, other_token.pk),
+            "absent": (987654, 987654),
+        }
     if kind == "staff":
         own = StaffFactory(hospital=own_hospital, role=Staff.Role.CLINICIAN)
         other = StaffFactory(hospital=network_b.regional, role=Staff.Role.CLINICIAN)
