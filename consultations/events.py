@@ -27,8 +27,8 @@ def consultation_changed(consultation_id: int) -> None:
 
 
 def study_changed_forward(sender: object, *, patient_id: int, payload: dict[str, object], **kwargs: object) -> None:
-    """An imaging study of a patient changed: tell the hospitals consulted about that patient, whose
-    specialists see the patient's results through the consultation."""
+    """An imaging study or a recording of a patient changed: tell the hospitals consulted about that patient,
+    whose specialists see the patient's results through the consultation."""
     from consultations.models import Consultation
 
     consulted = set(
