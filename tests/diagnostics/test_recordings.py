@@ -377,7 +377,7 @@ def test_an_ecg_with_a_sampling_rate_of_zero_is_refused_naming_the_field(
     response = upload(client, patient, {"ecg.csv": ecg_csv(500, 70)}, "ecg", sample_rate=0)
 
     assert response.status_code == 400
-    error = re.search(r'data-testid="error-sample_rate">(.*?)</span>', response.content.decode(), re.S)
+    error = re.search(r'data-testid="error-sample_rate">(.*?)</div>', response.content.decode(), re.S)
     assert error is not None
     assert "Sampling rate (Hz): 0 is not a sampling rate; enter the rate “ecg.csv” was recorded at" in error[1]
     assert not Recording.objects.exists()
