@@ -163,9 +163,11 @@ def archive_parts(part: Part) -> tuple[list[Part], list[tuple[str, RecordingRefu
             if entry.data is not None:
                 parts.append(Part(name, entry.data))
             elif not entry.skipped:
-                refused.append((name, RecordingRefused(f"“{name}”: {entry.refused}", code="archive_entry")))
+                message = _("“%(name)s”: %(reason)s") % {"name": name, "reason": entry.refused}
+                refused.append((name, RecordingRefused(message, code="archive_entry")))
     except archive.ArchiveRefused as exc:
-        refused.append((part.name, RecordingRefused(f"“{part.name}”: {exc}", code="archive")))
+        message = _("“%(name)s”: %(reason)s") % {"name": part.name, "reason": exc}
+        refused.append((part.name, RecordingRefused(message, code="archive")))
     if not parts and not refused:
         message = _("“%(name)s” holds no files.") % {"name": part.name}
         refused.append((part.name, RecordingRefused(message, code="archive_empty")))
