@@ -9,11 +9,12 @@ class ConsultationsConfig(AppConfig):
     def ready(self) -> None:
         from consultations.events import study_changed_forward
         from consultations.selectors import patients_of_consultations
-        from diagnostics.events import lab_changed_signal, study_changed_signal
+        from diagnostics.events import lab_changed_signal, recording_changed_signal, study_changed_signal
         from hospitals.scoping import patient_grant_register
 
         # A consultation addressed to a hospital lets its specialists see that patient, and hear of their
-        # results (images, lab results and critical-value alerts) as they arrive.
+        # results (images, recordings, lab results and critical-value alerts) as they arrive.
         patient_grant_register(patients_of_consultations)
         study_changed_signal.connect(study_changed_forward, dispatch_uid="consultations.study_changed_forward")
+        recording_changed_signal.connect(study_changed_forward, dispatch_uid="consultations.recording_changed_forward")
         lab_changed_signal.connect(study_changed_forward, dispatch_uid="consultations.lab_changed_forward")

@@ -27,8 +27,9 @@ def consultation_changed(consultation_id: int) -> None:
 
 
 def study_changed_forward(sender: object, *, patient_id: int, payload: dict[str, object], **kwargs: object) -> None:
-    """A patient's imaging study or lab results changed, or a critical result came in: tell the hospitals
-    consulted about that patient, whose specialists see the patient's results through the consultation."""
+    """A patient's imaging study, recording or lab results changed, or a critical result came in: tell the
+    hospitals consulted about that patient, whose specialists see the patient's results through the
+    consultation."""
     from consultations.models import Consultation
 
     consulted = set(

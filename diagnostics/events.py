@@ -1,7 +1,8 @@
-"""Live updates of imaging results: ids and states only, sent after commit.
+"""Live updates of imaging results and recordings: ids and states only, sent after commit.
 
 `diagnostics` does not know who else may look at a patient's results: it tells the patient's home
-hospital, and sends `study_changed` so other apps (consultations) can tell theirs.
+hospital, and sends `study_changed_signal` or `recording_changed_signal` so other apps (consultations) can
+tell theirs.
 """
 
 from asgiref.sync import async_to_sync
@@ -34,6 +35,36 @@ def study_changed(study_id: int) -> None:
     if layer is not None:
         async_to_sync(layer.group_send)(hospital_group(study["hospital_id"]), {"type": "notify", "payload": payload})
     study_changed_signal.send(sender=Study, study_id=study_id, patient_id=study["patient_id"], payload=payload)
+
+
+# Sent with recording_id, patient_id and payload, like study_changed_signal.
+recording_changed_signal = Signal()
+
+
+def recording_changed(recording_id: int) -> None:
+    """A recording became ready or failed: tell its hospital, and whoever listens for its patient."""
+    from diagnostics.models import Recording
+
+    recording = (
+        Recording.objects.filter(pk=recording_id).values("pk", "patient_id", "hospital_id", "kind", "status").first()
+    )
+    if recording is None:
+        return
+    payload = {
+        "kind": "recording",
+        "id": recording["pk"],
+        "patient": recording["patient_id"],
+        "recording_kind": recording["kind"],
+        "status": recording["status"],
+    }
+    layer = get_channel_layer()
+    if layer is not None:
+        async_to_sync(layer.group_send)(
+            hospital_group(recording["hospital_id"]), {"type": "notify", "payload": payload}
+        )
+    recording_changed_signal.send(
+        sender=Recording, recording_id=recording_id, patient_id=recording["patient_id"], payload=payload
+    )
 
 
 # Lab results. Sent with hospital_id, patient_id and payload, like study_changed_signal.

@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import Count, Min, QuerySet
 
-from diagnostics.models import Instance, Series, Study, Upload
+from diagnostics.models import Instance, Recording, Series, Study, Upload
 from hospitals.scoping import Scope, patients_visible
 from patients.models import Patient
 
@@ -100,3 +100,8 @@ def studies_overview(studies: QuerySet[Study]) -> list[StudyRow]:
         if len(row.failed) < FAILED_SHOWN:
             row.failed.append(failed)
     return rows
+
+
+def recordings_visible(scope: Scope) -> QuerySet[Recording]:
+    """Recordings of the patients the scope may see (their own hospital's, or through a consultation)."""
+    return Recording.objects.filter(patient__in=patients_visible(scope, Patient.objects.all()).values("pk"))

@@ -2,7 +2,7 @@ from celery import Task, shared_task
 from django.db import DatabaseError
 from django.utils.translation import gettext as _
 
-from diagnostics import services
+from diagnostics import recordings, services
 
 MAX_RETRIES = 5
 
@@ -54,3 +54,24 @@ def uploads_sweep() -> int:
     from diagnostics import uploads
 
     return uploads.uploads_sweep()
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=MAX_RETRIES)
+def recording_process(self: Task, recording_id: int) -> bool:
+    """One recording through its pipeline; passing trouble (storage, database) is retried with backoff, and
+    after the last try the recording shows as failed with the reason."""
+    try:
+        return recordings.recording_process(recording_id)
+    except (OSError, DatabaseError) as exc:
+        if self.request.retries >= MAX_RETRIES:
+            recordings.recording_fail(
+                recording_id, _("Gave up after %(tries)s tries: %(reason)s") % {"tries": MAX_RETRIES + 1, "reason": exc}
+            )
+            return False
+        raise self.retry(exc=exc, countdown=min(300, 5 * 2**self.request.retries)) from exc
+
+
+@shared_task(acks_late=True)
+def recordings_requeue_stuck() -> int:
+    """Periodic (Celery beat): see recordings.recordings_requeue_stuck."""
+    return recordings.recordings_requeue_stuck()

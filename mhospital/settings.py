@@ -181,6 +181,7 @@ CELERY_BEAT_SCHEDULE = {
     "consultations-mark-overdue": {"task": "consultations.tasks.consultations_mark_overdue", "schedule": 60.0},
     "imaging-requeue-stuck": {"task": "diagnostics.tasks.instances_requeue_stuck", "schedule": 300.0},
     "imaging-uploads-sweep": {"task": "diagnostics.tasks.uploads_sweep", "schedule": 600.0},
+    "recordings-requeue-stuck": {"task": "diagnostics.tasks.recordings_requeue_stuck", "schedule": 300.0},
 }
 
 # Imaging.
@@ -200,6 +201,19 @@ IMAGING_UPLOAD_KEEP_DAYS = env.int("IMAGING_UPLOAD_KEEP_DAYS", default=7)
 IMAGING_ZIP_MAX_ENTRIES = env.int("IMAGING_ZIP_MAX_ENTRIES", default=10000)
 IMAGING_ZIP_MAX_UNPACKED_BYTES = env.int("IMAGING_ZIP_MAX_UNPACKED_BYTES", default=4 * 2**30)
 IMAGING_ZIP_MAX_RATIO = env.int("IMAGING_ZIP_MAX_RATIO", default=100)
+
+# Recordings (stethoscope sounds, ECGs). One file may be at most RECORDING_MAX_BYTES (a browser's batch
+# is one request, so also under MAX_REQUEST_BYTES) and last at most RECORDING_MAX_SECONDS; the limits on
+# sampling rate and channels (or leads) bound what the worker decodes.
+RECORDING_MAX_BYTES = env.int("RECORDING_MAX_BYTES", default=20 * 2**20)
+RECORDING_MAX_SECONDS = env.int("RECORDING_MAX_SECONDS", default=10 * 60)
+RECORDING_MAX_SAMPLE_RATE = env.int("RECORDING_MAX_SAMPLE_RATE", default=192_000)
+RECORDING_MAX_CHANNELS = env.int("RECORDING_MAX_CHANNELS", default=16)
+RECORDING_ZIP_MAX_ENTRIES = env.int("RECORDING_ZIP_MAX_ENTRIES", default=100)
+# Queued or processing longer than this: the periodic sweep queues it again, up to RECORDING_MAX_ATTEMPTS
+# runs; then it is failed with the reason (a file that takes the worker down must not loop for ever).
+RECORDING_STUCK_MINUTES = env.int("RECORDING_STUCK_MINUTES", default=10)
+RECORDING_MAX_ATTEMPTS = env.int("RECORDING_MAX_ATTEMPTS", default=3)
 
 # The DICOM C-STORE listener (`manage.py dicom_listen`): modalities send to this AE title, host and port.
 # Only active devices' AE titles may connect (devices.Device). 0.0.0.0 listens on every interface.

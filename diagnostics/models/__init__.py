@@ -1,7 +1,8 @@
-"""The results a patient's diagnostics produce: imaging (DICOM) and lab observations."""
+"""The results a patient's diagnostics produce: imaging (DICOM), lab observations and recordings."""
 
 from diagnostics.models.imaging import Instance, Series, Study, Upload
 from diagnostics.models.labs import LabAlert, LabMessage, LabTest, LabUnit, Observation, ReferenceRange
+from diagnostics.models.recordings import Recording
 
 __all__ = [
     "Instance",
@@ -10,6 +11,7 @@ __all__ = [
     "LabTest",
     "LabUnit",
     "Observation",
+    "Recording",
     "ReferenceRange",
     "Series",
     "Study",

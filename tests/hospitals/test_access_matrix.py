@@ -16,7 +16,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from consultations.models import Conclusion, Consultation, Message
 from devices.models import Device
 from devices.services import device_token_issue
-from diagnostics.models import Upload
+from diagnostics.models import Recording, Upload
 from hospitals.models import Hospital, Staff, User
 from patients.models import Consent, Patient
 from tests.conftest import Network, PatientFactory, StaffFactory, consultation_make, study_make, verified_login
@@ -142,6 +142,24 @@ MATRIX: dict[str, Route] = {
     # "Try again" on an image that is not failed: told so, back to the page.
     "imaging/instances/<int:pk>/retry/": Route(
         "/imaging/instances/{pk}/retry/", {**PATIENT_OBJECT, "clinician": 302, "specialist": 302}, "POST", "instance"
+    ),
+    # Recordings on the patient page: whoever may see the patient (diagnostics/recording_views.py).
+    "recordings/patients/<int:pk>/": Route("/recordings/patients/{pk}/", PATIENT_OBJECT, obj="patient"),
+    # No file chosen: the form again, naming the field (400).
+    "recordings/patients/<int:pk>/upload/": Route(
+        "/recordings/patients/{pk}/upload/",
+        {**PATIENT_OBJECT, "clinician": 400, "specialist": 400},
+        "POST",
+        "patient",
+        {"kind": "heart"},
+    ),
+    "recordings/<int:pk>/file": Route("/recordings/{pk}/file", PATIENT_OBJECT, obj="recording"),
+    "recordings/<int:pk>/<slug:picture>.png": Route(
+        "/recordings/{pk}/spectrogram.png", PATIENT_OBJECT, obj="recording"
+    ),
+    # "Try again" on a recording that is not failed: told so, back to the page.
+    "recordings/<int:pk>/retry/": Route(
+        "/recordings/{pk}/retry/", {**PATIENT_OBJECT, "clinician": 302, "specialist": 302}, "POST", "recording"
     ),
     "consultations/<int:pk>/imaging/": Route("/consultations/{pk}/imaging/", PATIENT_OBJECT, obj="consultation"),
     # No study named: told so, back to the consultation.
@@ -301,6 +319,11 @@ def _object_ids(kind: str | None, actor: User | None, network_a: Network, networ
             uids[side] = (study.study_instance_uid, instance.series.series_instance_uid, instance.sop_instance_uid)
         uids["absent"] = ("1.2.3.987654", "1.2.3.987655", "1.2.3.987656")
         return {side: values[0] if depth == 1 else values[:depth] for side, values in uids.items()}
+    if kind == "recording":
+        # A heart sound of a Tula patient under consultation with Moscow, processed (so its pictures exist).
+        own_recording = _recording_of(consultation_make(PatientFactory(hospital=network_a.regional)).patient)
+        other_recording = _recording_of(PatientFactory(hospital=network_b.regional))
+        return {"own": own_recording.pk, "other": other_recording.pk, "absent": 987654}
     if kind == "upload":
         # The actor's own upload, for a Tula patient under consultation with Moscow (both sides see the patient).
         sender = actor or StaffFactory(hospital=network_a.regional).user
@@ -330,6 +353,31 @@ def _object_ids(kind: str | None, actor: User | None, network_a: Network, networ
         other = StaffFactory(hospital=network_b.regional, role=Staff.Role.CLINICIAN)
         return {"own": own.pk, "other": other.pk, "absent": 987654}
     return {}
+
+
+def _recording_of(patient: Patient) -> Recording:
+    """A second of a 440 Hz tone as a 16-bit WAV, stored for the patient and processed (inline)."""
+    import io
+    import math
+    import struct
+    import wave
+
+    from django.test import TestCase
+
+    from diagnostics.recordings import recording_store
+
+    out = io.BytesIO()
+    with wave.open(out, "wb") as sound:
+        sound.setnchannels(1)
+        sound.setsampwidth(2)
+        sound.setframerate(8000)
+        tone = [int(8000 * math.sin(2 * math.pi * 440 * n / 8000 + patient.pk)) for n in range(8000)]
+        sound.writeframes(struct.pack(f"<{len(tone)}h", *tone))
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        stored = recording_store(
+            data=out.getvalue(), filename="apex.wav", kind="heart", patient=patient, hospital_id=patient.hospital_id
+        )
+    return stored.recording
 
 
 def _upload_of(sender: User, patient: Patient) -> Upload:
