@@ -194,6 +194,10 @@ IMAGING_ZIP_MAX_ENTRIES = env.int("IMAGING_ZIP_MAX_ENTRIES", default=10000)
 IMAGING_ZIP_MAX_UNPACKED_BYTES = env.int("IMAGING_ZIP_MAX_UNPACKED_BYTES", default=4 * 2**30)
 IMAGING_ZIP_MAX_RATIO = env.int("IMAGING_ZIP_MAX_RATIO", default=100)
 
+# Lab results imported from a CSV file in the browser (diagnostics/lab_import.py): larger files are split.
+LAB_IMPORT_MAX_BYTES = env.int("LAB_IMPORT_MAX_BYTES", default=5 * 2**20)
+LAB_IMPORT_MAX_ROWS = env.int("LAB_IMPORT_MAX_ROWS", default=5000)
+
 # The DICOM C-STORE listener (`manage.py dicom_listen`): modalities send to this AE title, host and port.
 # Only active devices' AE titles may connect (devices.Device). 0.0.0.0 listens on every interface.
 DICOM_LISTENER_AE_TITLE = env.str("DICOM_LISTENER_AE_TITLE", default="MHOSPITAL")
