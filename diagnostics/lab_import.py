@@ -156,11 +156,16 @@ def csv_read(data: bytes, *, max_rows: int, with_record: bool = True) -> list[Cs
     """The rows of a CSV file. Refused as a whole (CsvRefused) when it cannot be read, lacks a column the
     import needs, or has more than `max_rows` rows; a row's own faults are left to `rows_check`."""
     text = _decode(data).lstrip("\ufeff")
-    lines = text.splitlines()
-    header_line = next((line for line in lines if line.strip()), "")
+    header_line = next((line for line in text.splitlines() if line.strip()), "")
     if not header_line:
         raise CsvRefused(_("The file is empty."))
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(header_line))
+    # Excel may name the separator on a line of its own before the header ("sep=;").
+    named = re.fullmatch(r"\s*sep=(.)\s*", header_line)
+    if named is not None:
+        text = text.replace(header_line, "", 1)  # an empty line: the others keep their numbers
+        header_line = next((line for line in text.splitlines() if line.strip()), "")
+    delimiter = named.group(1) if named is not None else _delimiter(header_line)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     header: list[str] = []
     for cells in reader:
         if any(cell.strip() for cell in cells):

@@ -139,6 +139,8 @@ class LabEntryForm(forms.Form):
     token = forms.CharField(widget=forms.HiddenInput, max_length=64)
 
 
+# Field ids of the one entry form on a patient page (choosing a test sends the others along by id).
+ENTRY_ID = "lab-entry-%s"
 # Which form field a pipeline's Problem.field is about.
 _ENTRY_FIELDS = {"code": "test", "value": "value", "observed_at": "taken_at"}
 
@@ -147,7 +149,7 @@ def _entry_form(data: Any = None, initial: dict[str, Any] | None = None) -> LabE
     initial = {"token": uuid.uuid4().hex, "taken_at": timezone.localtime().replace(second=0, microsecond=0)} | (
         initial or {}
     )
-    return LabEntryForm(data, initial=initial)
+    return LabEntryForm(data, initial=initial, auto_id=ENTRY_ID)
 
 
 def _entry_render(
@@ -162,8 +164,10 @@ def _entry_render(
         "units": lab_import.units_known([test])[test.pk] if test is not None else [],
         "done": done,
     }
-    template = "diagnostics/_labs_entry.html" if request.htmx else "diagnostics/labs_entry.html"  # type: ignore[attr-defined]
-    return render(request, template, context, status=status)
+    if request.htmx:  # type: ignore[attr-defined]
+        # htmx swaps only a successful answer in: a refused entry comes back as 200 with its reasons.
+        return render(request, "diagnostics/_labs_entry.html", context)
+    return render(request, "diagnostics/labs_entry.html", context, status=status)
 
 
 @require_http_methods(["GET", "POST"])
@@ -240,7 +244,7 @@ def _renewed(form: LabEntryForm, problems: list[Problem] | None = None) -> LabEn
     """The form shown again with its errors (and the pipeline's reasons beside their fields) and a fresh
     token: the corrected result is a new entry."""
     data = {**form.data.dict(), "token": uuid.uuid4().hex}  # type: ignore[attr-defined]  # a QueryDict
-    renewed = LabEntryForm(data)
+    renewed = LabEntryForm(data, auto_id=ENTRY_ID)
     renewed.is_valid()
     for problem in problems or []:
         renewed.add_error(_ENTRY_FIELDS.get(problem.field), problem.reason)
