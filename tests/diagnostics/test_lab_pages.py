@@ -509,10 +509,33 @@ def test_an_unknown_unit_is_kept_as_sent_from_the_queue(network_a: Network) -> N
     assert 'data-testid="lab-chart"' not in card  # a value in another unit is not charted
 
 
-def test_the_queue_is_for_clinical_staff(network_a: Network) -> None:
+def test_the_queue_is_for_clinical_staff_with_its_badge_in_their_navigation(network_a: Network) -> None:
     admin = _clinician(network_a.regional, Staff.Role.HOSPITAL_ADMIN)
     assert admin.get("/labs/review/").status_code == 403
     assert admin.get("/labs/import/").status_code == 403
+    assert "/labs/review/count/" not in admin.get("/").content.decode()
+    dashboard = _clinician(network_a.regional).get("/").content.decode()
+    assert 'href="/labs/review/"' in dashboard and 'hx-get="/labs/review/count/"' in dashboard
+    badge = _clinician(network_a.regional).get("/labs/review/count/").content.decode()
+    assert 'hx-trigger="mh:lab_review from:body delay:300ms"' in badge  # live: refreshed on the hospital's event
+
+
+def test_who_sees_which_lab_results(network_a: Network, network_b: Network) -> None:
+    from hospitals.scoping import scope_for
+
+    consulted = consultation_make(PatientFactory(hospital=network_a.regional)).patient
+    own = _store(consulted, _result("5.1"), _result("5.2", record_number="NOBODY")).stored
+    elsewhere = _store(PatientFactory(hospital=network_b.regional), _result("5.3", record_number="NOBODY")).stored
+    clinician = scope_for(StaffFactory(hospital=network_a.regional).user)
+    specialist = scope_for(StaffFactory(hospital=network_a.central, role=Staff.Role.SPECIALIST).user)
+    admin = scope_for(StaffFactory(hospital=network_a.regional, role=Staff.Role.HOSPITAL_ADMIN).user)
+
+    assert set(selectors.observations_visible(clinician)) == set(own)
+    assert set(selectors.observations_visible(specialist)) == {own[0]}  # the patient, through the consultation
+    assert list(selectors.observations_review(clinician)) == [own[1]]
+    assert not selectors.observations_review(specialist).exists()  # Tula's queue is Tula's
+    assert not selectors.observations_visible(admin).exists() and not selectors.observations_review(admin).exists()
+    assert elsewhere[0] not in selectors.observations_visible(clinician)
 
 
 # The chart itself.
