@@ -1,11 +1,13 @@
-"""Reads of imaging data, always through the patient scoping of hospitals/scoping.py."""
+"""Reads of imaging data and lab results, always through the patient scoping of hospitals/scoping.py."""
 
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Min, QuerySet
+from django.db.models import Count, F, Min, Q, QuerySet, Window
+from django.db.models.functions import RowNumber
 
-from diagnostics.models import Instance, Recording, Series, Study, Upload
-from hospitals.scoping import Scope, patients_visible
+from diagnostics.labs import unit_key
+from diagnostics.models import Instance, LabTest, Observation, Recording, Series, Study, Upload
+from hospitals.scoping import CLINICAL_ROLES, Scope, patients_visible
 from patients.models import Patient
 
 
@@ -105,3 +107,93 @@ def studies_overview(studies: QuerySet[Study]) -> list[StudyRow]:
 def recordings_visible(scope: Scope) -> QuerySet[Recording]:
     """Recordings of the patients the scope may see (their own hospital's, or through a consultation)."""
     return Recording.objects.filter(patient__in=patients_visible(scope, Patient.objects.all()).values("pk"))
+
+
+# Lab results.
+
+# How many results of one test the patient's card lists (and charts); older ones stay in the database.
+LAB_HISTORY_PER_TEST = 50
+
+
+def observations_visible(scope: Scope) -> QuerySet[Observation]:
+    """Lab results the scope may see: those of the patients it may see (its own hospital's, or through a
+    consultation), and its own hospital's results that wait for a patient (clinical roles only)."""
+    if scope.role not in CLINICAL_ROLES or scope.hospital_id is None:
+        return Observation.objects.none()
+    patients = patients_visible(scope, Patient.objects.all()).values("pk")
+    return Observation.objects.filter(Q(patient__in=patients) | Q(patient__isnull=True, hospital_id=scope.hospital_id))
+
+
+def observations_review(scope: Scope) -> QuerySet[Observation]:
+    """The hospital's review queue, newest first: results it received that the platform could not place
+    (no patient with the record number, an unknown test or unit). Only its own clinical staff work it."""
+    if scope.role not in CLINICAL_ROLES or scope.hospital_id is None:
+        return Observation.objects.none()
+    return (
+        Observation.objects.filter(hospital_id=scope.hospital_id)
+        .exclude(review="")
+        .select_related("patient", "test", "message")
+        .defer("message__raw", "message__errors")
+        .order_by("-received_at", "-pk")
+    )
+
+
+def observations_recent(observations: QuerySet[Observation], *, per_test: int) -> list[Observation]:
+    """The newest `per_test` results of each test among `observations` (already scoped by the caller), in
+    the tests' order, newest first within a test; results of unknown tests form one group at the end.
+    One query, however many tests and results."""
+    ranked = (
+        observations.select_related("test", "message")
+        .defer("message__raw", "message__errors")
+        .annotate(
+            rank=Window(RowNumber(), partition_by=[F("test_id")], order_by=[F("observed_at").desc(), F("pk").desc()])
+        )
+        .filter(rank__lte=per_test)
+        .order_by(F("test__order").asc(nulls_last=True), "test__name", "test_id", "-observed_at", "-pk")
+    )
+    return list(ranked)
+
+
+def observations_latest(observations: QuerySet[Observation]) -> list[Observation]:
+    """The newest result of each test among `observations`: one query."""
+    return observations_recent(observations, per_test=1)
+
+
+@dataclass
+class LabTestRow:
+    """One test on a patient's card: its results newest first (the first is the latest)."""
+
+    test: LabTest | None
+    results: list[Observation]
+
+    @property
+    def latest(self) -> Observation:
+        return self.results[0]
+
+    @property
+    def history(self) -> list[Observation]:
+        return self.results[1:]
+
+    @property
+    def charted(self) -> list[Observation]:
+        """The results a trend chart can plot: numbers in the test's own unit, oldest first."""
+        if self.test is None:
+            return []
+        unit = unit_key(self.test.unit)
+        return [o for o in reversed(self.results) if o.value is not None and unit_key(o.unit) == unit]
+
+
+def patient_lab_rows(observations: QuerySet[Observation]) -> list[LabTestRow]:
+    """A patient's results (scoped and narrowed to the patient by the caller) grouped per test for the card:
+    placed results only; what waits for review is listed apart. One query."""
+    rows: list[LabTestRow] = []
+    for observation in observations_recent(observations.filter(review=""), per_test=LAB_HISTORY_PER_TEST):
+        if rows and rows[-1].test == observation.test:
+            rows[-1].results.append(observation)
+        else:
+            rows.append(LabTestRow(observation.test, [observation]))
+    return rows
+
+
+def lab_review_waiting(scope: Scope) -> int:
+    return observations_review(scope).count()

@@ -1,8 +1,8 @@
-"""Imaging pages (uploads and the study list on the patient and consultation pages) and recording pages."""
+"""Pages of a patient's results: imaging (uploads, the study list), recordings and lab results."""
 
 from django.urls import path
 
-from diagnostics import recording_views, views
+from diagnostics import lab_views, recording_views, views
 
 app_name = "diagnostics"
 
@@ -17,4 +17,14 @@ urlpatterns = [
     path("recordings/<int:pk>/file", recording_views.recording_file, name="recording_file"),
     path("recordings/<int:pk>/<slug:picture>.png", recording_views.recording_picture, name="recording_picture"),
     path("recordings/<int:pk>/retry/", recording_views.recording_retry, name="recording_retry"),
+    # Lab results: the card of the patient and consultation pages, entry by hand, CSV import, the review queue.
+    path("labs/patients/<int:pk>/", lab_views.patient_labs, name="patient_labs"),
+    path("labs/patients/<int:pk>/new/", lab_views.patient_lab_entry, name="patient_lab_entry"),
+    path("labs/patients/<int:pk>/import/", lab_views.patient_lab_import, name="patient_lab_import"),
+    path("labs/import/", lab_views.lab_import_page, name="lab_import"),
+    path("labs/import/sample.csv", lab_views.lab_import_sample, name="lab_import_sample"),
+    path("labs/review/", lab_views.lab_review, name="lab_review"),
+    path("labs/review/count/", lab_views.lab_review_count, name="lab_review_count"),
+    path("labs/review/<int:pk>/assign/", lab_views.lab_review_assign, name="lab_review_assign"),
+    path("labs/review/<int:pk>/keep/", lab_views.lab_review_keep, name="lab_review_keep"),
 ]

@@ -215,6 +215,10 @@ RECORDING_ZIP_MAX_ENTRIES = env.int("RECORDING_ZIP_MAX_ENTRIES", default=100)
 RECORDING_STUCK_MINUTES = env.int("RECORDING_STUCK_MINUTES", default=10)
 RECORDING_MAX_ATTEMPTS = env.int("RECORDING_MAX_ATTEMPTS", default=3)
 
+# Lab results imported from a CSV file in the browser (diagnostics/lab_import.py): larger files are split.
+LAB_IMPORT_MAX_BYTES = env.int("LAB_IMPORT_MAX_BYTES", default=5 * 2**20)
+LAB_IMPORT_MAX_ROWS = env.int("LAB_IMPORT_MAX_ROWS", default=5000)
+
 # The DICOM C-STORE listener (`manage.py dicom_listen`): modalities send to this AE title, host and port.
 # Only active devices' AE titles may connect (devices.Device). 0.0.0.0 listens on every interface.
 DICOM_LISTENER_AE_TITLE = env.str("DICOM_LISTENER_AE_TITLE", default="MHOSPITAL")

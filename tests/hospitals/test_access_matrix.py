@@ -7,15 +7,18 @@ exist. A URL pattern added to the project without a row here fails
 
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
 
 from consultations.models import Conclusion, Consultation, Message
 from devices.models import Device
 from devices.services import device_token_issue
+from diagnostics.labs import ResultIn, lab_message_open, lab_results_store
 from diagnostics.models import Recording, Upload
 from hospitals.models import Hospital, Staff, User
 from patients.models import Consent, Patient
@@ -168,6 +171,25 @@ MATRIX: dict[str, Route] = {
         {**PATIENT_OBJECT, "clinician": 302, "specialist": 302},
         "POST",
         "consultation",
+    ),
+    # Lab results (diagnostics/lab_views.py): the card for whoever sees the patient; entering and importing for
+    # the clinical staff of the patient's own hospital (an empty form: refused with reasons); the review queue
+    # and its results are the hospital's own clinical staff's.
+    "labs/patients/<int:pk>/": Route("/labs/patients/{pk}/", PATIENT_OBJECT, obj="patient"),
+    "labs/patients/<int:pk>/new/": Route(
+        "/labs/patients/{pk}/new/", {**PATIENT_OBJECT, "clinician": 400, "specialist": 400}, "POST", "patient"
+    ),
+    "labs/patients/<int:pk>/import/": Route("/labs/patients/{pk}/import/", PATIENT_OBJECT, obj="patient"),
+    "labs/import/": Route("/labs/import/", CLINICAL_ONLY),
+    "labs/import/sample.csv": Route("/labs/import/sample.csv", _everyone(200)),  # the format, no patient data
+    "labs/review/": Route("/labs/review/", CLINICAL_ONLY),
+    "labs/review/count/": Route("/labs/review/count/", CLINICAL_ONLY),
+    # No patient chosen / a result without a patient cannot be kept as sent: told so, back to the queue.
+    "labs/review/<int:pk>/assign/": Route(
+        "/labs/review/{pk}/assign/", {**PATIENT_OBJECT, "clinician": 302, "specialist": 302}, "POST", "lab_review"
+    ),
+    "labs/review/<int:pk>/keep/": Route(
+        "/labs/review/{pk}/keep/", {**PATIENT_OBJECT, "clinician": 302, "specialist": 302}, "POST", "lab_review"
     ),
     # The API: JSON, 403 without credentials; the same scoping as the pages (admins see empty lists).
     "api/v1/^patients/$": Route("/api/v1/patients/", API_EVERYONE),
@@ -332,6 +354,9 @@ def _object_ids(kind: str | None, actor: User | None, network_a: Network, networ
             StaffFactory(hospital=network_b.regional).user, PatientFactory(hospital=network_b.regional)
         )
         return {"own": own_upload.pk, "other": other_upload.pk, "absent": 987654}
+    if kind == "lab_review":
+        # A lab result the hospital received for a record number that matches none of its patients.
+        return {"own": _waiting_result(own_hospital), "other": _waiting_result(network_b.regional), "absent": 987654}
     if kind == "patient":
         own_patient = PatientFactory(hospital=own_hospital)
         return {"own": own_patient.pk, "other": PatientFactory(hospital=network_b.regional).pk, "absent": 987654}
@@ -378,6 +403,16 @@ def _recording_of(patient: Patient) -> Recording:
             data=out.getvalue(), filename="apex.wav", kind="heart", patient=patient, hospital_id=patient.hospital_id
         )
     return stored.recording
+
+
+def _waiting_result(hospital: Hospital) -> int:
+    message, _new = lab_message_open(
+        hospital_id=hospital.pk, source="hl7", sender="device:1", control_id=f"MSG-{hospital.pk}", raw="MSH|..."
+    )
+    result = ResultIn(
+        value="5.1", observed_at=timezone.now() - timedelta(hours=1), code="GLU", unit="mmol/L", record_number="NOBODY"
+    )
+    return lab_results_store(message=message, results=[result]).stored[0].pk
 
 
 def _upload_of(sender: User, patient: Patient) -> Upload:
