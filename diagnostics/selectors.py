@@ -1,11 +1,11 @@
-"""Reads of imaging data, always through the patient scoping of hospitals/scoping.py."""
+"""Reads of imaging and lab data, always through the patient scoping of hospitals/scoping.py."""
 
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Min, QuerySet
+from django.db.models import Count, Exists, Min, OuterRef, QuerySet
 
-from diagnostics.models import Instance, Series, Study, Upload
-from hospitals.scoping import Scope, patients_visible
+from diagnostics.models import Instance, LabAlert, LabAlertAck, Series, Study, Upload
+from hospitals.scoping import Scope, access_record, patients_visible
 from patients.models import Patient
 
 
@@ -100,3 +100,31 @@ def studies_overview(studies: QuerySet[Study]) -> list[StudyRow]:
         if len(row.failed) < FAILED_SHOWN:
             row.failed.append(failed)
     return rows
+
+
+# Critical result alerts.
+
+
+def lab_alerts_visible(scope: Scope) -> QuerySet[LabAlert]:
+    """Alerts about the patients the scope may see: their own hospital's, and (for specialists) the patients
+    of consultations addressed to their hospital. Admins see none: they do not see patient data."""
+    return LabAlert.objects.filter(patient__in=patients_visible(scope, Patient.objects.all()).values("pk"))
+
+
+def lab_alerts_open(scope: Scope) -> QuerySet[LabAlert]:
+    """Visible alerts nobody at the scope's hospital has acknowledged yet (another side's acknowledgement
+    does not count here), newest first, with what the banner shows."""
+    if scope.hospital_id is None:
+        return LabAlert.objects.none()
+    acknowledged = LabAlertAck.objects.filter(alert=OuterRef("pk"), hospital_id=scope.hospital_id)
+    return (
+        lab_alerts_visible(scope)
+        .exclude(Exists(acknowledged))
+        .select_related("patient", "observation__test")
+        .order_by("-created_at", "-pk")
+    )
+
+
+def access_lab_alert(scope: Scope, pk: object) -> LabAlert:
+    """One visible alert (acknowledged already or not); outside the scope a 404 like an absent one."""
+    return access_record(lab_alerts_visible(scope).select_related("patient", "observation"), pk)
