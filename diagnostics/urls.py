@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from diagnostics import views
+from diagnostics import alert_views, views
 
 app_name = "diagnostics"
 
@@ -12,4 +12,10 @@ urlpatterns = [
     path("imaging/uploads/<int:pk>/", views.upload_state, name="upload"),
     path("imaging/instances/<int:pk>/thumbnail.jpg", views.instance_thumbnail, name="instance_thumbnail"),
     path("imaging/instances/<int:pk>/retry/", views.instance_retry, name="instance_retry"),
+]
+
+# Critical result alerts: the banner on every page of a clinician or specialist (diagnostics/alert_views.py).
+urlpatterns += [
+    path("labs/alerts/", alert_views.lab_alert_list, name="lab_alerts"),
+    path("labs/alerts/<int:pk>/acknowledge/", alert_views.lab_alert_ack, name="lab_alert_ack"),
 ]
