@@ -18,6 +18,7 @@ from diagnostics.models import Upload
 from hospitals.models import Hospital, Staff, User
 from patients.models import Consent, Patient
 from tests.conftest import Network, PatientFactory, StaffFactory, consultation_make, study_make, verified_login
+from tests.diagnostics.test_lab_alerts import troponin_store
 
 ROLES = ("anonymous", "clinician", "specialist", "hospital_admin", "platform_admin")
 LOGIN = 302  # anonymous users are sent to the sign-in page
@@ -134,6 +135,12 @@ MATRIX: dict[str, Route] = {
         {**PATIENT_OBJECT, "clinician": 302, "specialist": 302},
         "POST",
         "consultation",
+    ),
+    # Critical result alerts (diagnostics/alert_views.py): the banner is the clinicians' and specialists'; an
+    # alert is acknowledged by whoever may see its patient (a Tula patient under consultation with Moscow).
+    "labs/alerts/": Route("/labs/alerts/", CLINICAL_ONLY),
+    "labs/alerts/<int:pk>/acknowledge/": Route(
+        "/labs/alerts/{pk}/acknowledge/", {**PATIENT_OBJECT, "clinician": 302, "specialist": 302}, "POST", "lab_alert"
     ),
     # The API: JSON, 403 without credentials; the same scoping as the pages (admins see empty lists).
     "api/v1/^patients/$": Route("/api/v1/patients/", API_EVERYONE),
@@ -285,6 +292,10 @@ def _object_ids(kind: str | None, actor: User | None, network_a: Network, networ
             uids[side] = (study.study_instance_uid, instance.series.series_instance_uid, instance.sop_instance_uid)
         uids["absent"] = ("1.2.3.987654", "1.2.3.987655", "1.2.3.987656")
         return {side: values[0] if depth == 1 else values[:depth] for side, values in uids.items()}
+    if kind == "lab_alert":
+        own_alert = troponin_store(consultation_make(PatientFactory(hospital=network_a.regional)).patient)
+        other_alert = troponin_store(consultation_make(PatientFactory(hospital=network_b.regional)).patient)
+        return {"own": own_alert.pk, "other": other_alert.pk, "absent": 987654}
     if kind == "upload":
         # The actor's own upload, for a Tula patient under consultation with Moscow (both sides see the patient).
         sender = actor or StaffFactory(hospital=network_a.regional).user
@@ -357,6 +368,7 @@ def _request(client: Client, route: Route, pk: int | str | tuple[int | str, ...]
     return response.status_code, body
 
 
+@pytest.mark.usefixtures("lab_reference")
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("name", sorted(MATRIX))
 def test_access(name: str, role: str, actors: dict[str, User | None], network_a: Network, network_b: Network) -> None:
