@@ -110,3 +110,9 @@ def lab_alert_raised(alert_id: int) -> None:
     }
     _hospital_send(alert["hospital_id"], payload)
     lab_changed_signal.send(sender=LabAlert, patient_id=alert["patient_id"], payload=payload)
+
+
+def lab_alert_acknowledged(*, alert_id: int, hospital_id: int) -> None:
+    """Someone at the hospital acknowledged a critical result: the hospital's other open pages drop it from
+    their banner. The other side's pages keep it until someone there acknowledges it too."""
+    _hospital_send(hospital_id, {"kind": "lab_alert_ack", "id": alert_id})

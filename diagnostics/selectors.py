@@ -1,13 +1,13 @@
-"""Reads of imaging data and lab results, always through the patient scoping of hospitals/scoping.py."""
+"""Reads of imaging data, recordings and lab results, always through the patient scoping of hospitals/scoping.py."""
 
 from dataclasses import dataclass, field
 
-from django.db.models import Count, F, Min, Q, QuerySet, Window
+from django.db.models import Count, Exists, F, Min, OuterRef, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
 
 from diagnostics.labs import unit_key
-from diagnostics.models import Instance, LabTest, Observation, Recording, Series, Study, Upload
-from hospitals.scoping import CLINICAL_ROLES, Scope, patients_visible
+from diagnostics.models import Instance, LabAlert, LabAlertAck, LabTest, Observation, Recording, Series, Study, Upload
+from hospitals.scoping import CLINICAL_ROLES, Scope, access_record, patients_visible
 from patients.models import Patient
 
 
@@ -197,3 +197,31 @@ def patient_lab_rows(observations: QuerySet[Observation]) -> list[LabTestRow]:
 
 def lab_review_waiting(scope: Scope) -> int:
     return observations_review(scope).count()
+
+
+# Critical result alerts.
+
+
+def lab_alerts_visible(scope: Scope) -> QuerySet[LabAlert]:
+    """Alerts about the patients the scope may see: their own hospital's, and (for specialists) the patients
+    of consultations addressed to their hospital. Admins see none: they do not see patient data."""
+    return LabAlert.objects.filter(patient__in=patients_visible(scope, Patient.objects.all()).values("pk"))
+
+
+def lab_alerts_open(scope: Scope) -> QuerySet[LabAlert]:
+    """Visible alerts nobody at the scope's hospital has acknowledged yet (another side's acknowledgement
+    does not count here), newest first, with what the banner shows."""
+    if scope.hospital_id is None:
+        return LabAlert.objects.none()
+    acknowledged = LabAlertAck.objects.filter(alert=OuterRef("pk"), hospital_id=scope.hospital_id)
+    return (
+        lab_alerts_visible(scope)
+        .exclude(Exists(acknowledged))
+        .select_related("patient", "observation__test")
+        .order_by("-created_at", "-pk")
+    )
+
+
+def access_lab_alert(scope: Scope, pk: object) -> LabAlert:
+    """One visible alert (acknowledged already or not); outside the scope a 404 like an absent one."""
+    return access_record(lab_alerts_visible(scope).select_related("patient", "observation"), pk)

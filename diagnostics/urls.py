@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from diagnostics import lab_views, recording_views, views
+from diagnostics import alert_views, lab_views, recording_views, views
 
 app_name = "diagnostics"
 
@@ -27,4 +27,10 @@ urlpatterns = [
     path("labs/review/count/", lab_views.lab_review_count, name="lab_review_count"),
     path("labs/review/<int:pk>/assign/", lab_views.lab_review_assign, name="lab_review_assign"),
     path("labs/review/<int:pk>/keep/", lab_views.lab_review_keep, name="lab_review_keep"),
+]
+
+# Critical result alerts: the banner on every page of a clinician or specialist (diagnostics/alert_views.py).
+urlpatterns += [
+    path("labs/alerts/", alert_views.lab_alert_list, name="lab_alerts"),
+    path("labs/alerts/<int:pk>/acknowledge/", alert_views.lab_alert_ack, name="lab_alert_ack"),
 ]

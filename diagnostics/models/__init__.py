@@ -1,12 +1,13 @@
 """The results a patient's diagnostics produce: imaging (DICOM), lab observations and recordings."""
 
 from diagnostics.models.imaging import Instance, Series, Study, Upload
-from diagnostics.models.labs import LabAlert, LabMessage, LabTest, LabUnit, Observation, ReferenceRange
+from diagnostics.models.labs import LabAlert, LabAlertAck, LabMessage, LabTest, LabUnit, Observation, ReferenceRange
 from diagnostics.models.recordings import Recording
 
 __all__ = [
     "Instance",
     "LabAlert",
+    "LabAlertAck",
     "LabMessage",
     "LabTest",
     "LabUnit",

@@ -232,3 +232,27 @@ class LabAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.observation}"
+
+
+class LabAlertAck(models.Model):
+    """Someone at a hospital has seen a critical result. Each side acknowledges on its own: the patient's
+    hospital once, and each hospital consulted about the patient once, so one side's click silences only
+    its own screens."""
+
+    alert = models.ForeignKey(LabAlert, verbose_name=_("alert"), on_delete=models.CASCADE, related_name="acks")
+    hospital = models.ForeignKey(
+        "hospitals.Hospital", verbose_name=_("hospital"), on_delete=models.PROTECT, related_name="+"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("acknowledged by"), on_delete=models.PROTECT, related_name="+"
+    )
+    at = models.DateTimeField(_("acknowledged"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["at"]
+        verbose_name = _("critical result acknowledgement")
+        verbose_name_plural = _("critical result acknowledgements")
+        constraints = [models.UniqueConstraint(fields=["alert", "hospital"], name="lab_alert_ack_once")]
+
+    def __str__(self) -> str:
+        return f"{self.alert_id} @ {self.hospital_id}"

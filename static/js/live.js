@@ -37,6 +37,17 @@
     };
   }
 
+  // Open critical results (the banner of templates/diagnostics/_lab_alerts.html) also mark the tab's title,
+  // for a clinician working in another tab.
+  var title = document.title;
+  function markTitle() {
+    var banner = document.getElementById("lab-alerts");
+    var open = banner && !banner.hidden ? Number(banner.dataset.open || 0) : 0;
+    document.title = open ? "(" + open + ") \u26a0 " + title : title;
+  }
+  markTitle();
+  document.body.addEventListener("htmx:afterSettle", markTitle);
+
   if (document.body.dataset.user) {
     connect();
   }

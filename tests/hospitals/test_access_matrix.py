@@ -23,6 +23,7 @@ from diagnostics.models import Recording, Upload
 from hospitals.models import Hospital, Staff, User
 from patients.models import Consent, Patient
 from tests.conftest import Network, PatientFactory, StaffFactory, consultation_make, study_make, verified_login
+from tests.diagnostics.test_lab_alerts import troponin_store
 
 ROLES = ("anonymous", "clinician", "specialist", "hospital_admin", "platform_admin")
 LOGIN = 302  # anonymous users are sent to the sign-in page
@@ -191,6 +192,12 @@ MATRIX: dict[str, Route] = {
     "labs/review/<int:pk>/keep/": Route(
         "/labs/review/{pk}/keep/", {**PATIENT_OBJECT, "clinician": 302, "specialist": 302}, "POST", "lab_review"
     ),
+    # Critical result alerts (diagnostics/alert_views.py): the banner is the clinicians' and specialists'; an
+    # alert is acknowledged by whoever may see its patient (a Tula patient under consultation with Moscow).
+    "labs/alerts/": Route("/labs/alerts/", CLINICAL_ONLY),
+    "labs/alerts/<int:pk>/acknowledge/": Route(
+        "/labs/alerts/{pk}/acknowledge/", {**PATIENT_OBJECT, "clinician": 302, "specialist": 302}, "POST", "lab_alert"
+    ),
     # The API: JSON, 403 without credentials; the same scoping as the pages (admins see empty lists).
     "api/v1/^patients/$": Route("/api/v1/patients/", API_EVERYONE),
     "api/v1/^patients/(?P<pk>[^/.]+)/$": Route("/api/v1/patients/{pk}/", API_OBJECT, obj="patient"),
@@ -346,6 +353,10 @@ def _object_ids(kind: str | None, actor: User | None, network_a: Network, networ
         own_recording = _recording_of(consultation_make(PatientFactory(hospital=network_a.regional)).patient)
         other_recording = _recording_of(PatientFactory(hospital=network_b.regional))
         return {"own": own_recording.pk, "other": other_recording.pk, "absent": 987654}
+    if kind == "lab_alert":
+        own_alert = troponin_store(consultation_make(PatientFactory(hospital=network_a.regional)).patient)
+        other_alert = troponin_store(consultation_make(PatientFactory(hospital=network_b.regional)).patient)
+        return {"own": own_alert.pk, "other": other_alert.pk, "absent": 987654}
     if kind == "upload":
         # The actor's own upload, for a Tula patient under consultation with Moscow (both sides see the patient).
         sender = actor or StaffFactory(hospital=network_a.regional).user
@@ -469,6 +480,7 @@ def _request(client: Client, route: Route, pk: int | str | tuple[int | str, ...]
     return response.status_code, body
 
 
+@pytest.mark.usefixtures("lab_reference")
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("name", sorted(MATRIX))
 def test_access(name: str, role: str, actors: dict[str, User | None], network_a: Network, network_b: Network) -> None:

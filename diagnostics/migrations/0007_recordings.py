@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("diagnostics", "0005_lab_reference"),
+        ("diagnostics", "0006_lab_alert_ack"),
         ("hospitals", "0005_notifications"),
         ("patients", "0002_search_indexes"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
