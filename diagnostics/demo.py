@@ -1,4 +1,4 @@
-"""A demo CT slice and a demo ultrasound cine for a Tula demo patient, added to `manage.py load_demo`.
+"""The demo patient's results, added to `manage.py load_demo`: a CT slice, an ultrasound cine and lab results.
 
 The images are pydicom's own sample files (shipped inside the pydicom package), relabelled with the demo
 patient's record number; the pipeline renders them once the worker runs. Idempotent: fixed UIDs.
@@ -44,3 +44,42 @@ def demo_images_load(hospitals: dict[str, Hospital]) -> None:
         out = io.BytesIO()
         dataset.save_as(out, enforce_file_format=True)
         instance_store(data=out.getvalue(), hospital_id=patient.hospital_id, source=Instance.Source.BROWSER)
+
+
+# Lab results of the same patient: a diabetic's glucose and HbA1c over the last days, and a troponin that
+# rose from normal to critical an hour ago (the red banner of the demo). Loaded once: a message of a fixed
+# control id is not stored again.
+LABS = [
+    # test code, value, unit, hours ago
+    *[("GLU", value, "mmol/L", 24 * day + 2) for day, value in enumerate(["8.0", "11.2", "6.4", "9.1", "7.8"])],
+    ("HbA1c", "8.1", "%", 30),
+    ("K", "4.6", "mmol/L", 7),
+    ("CREA", "88", "umol/L", 7),
+    ("TNI", "12", "ng/L", 7),
+    ("TNI", "180", "ng/L", 1),
+]
+
+
+def demo_labs_load(hospitals: dict[str, Hospital]) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from diagnostics.labs import ResultIn, lab_message_open, lab_results_store
+
+    patient = Patient.objects.filter(record_number=RECORD, hospital__name="Tula Regional Hospital").first()
+    if patient is None:
+        return
+    message, new = lab_message_open(
+        hospital_id=patient.hospital_id, source="manual", sender="demo", control_id="DEMO-LABS-1", raw="demo results"
+    )
+    if not new:
+        return
+    now = timezone.now()
+    lab_results_store(
+        message=message,
+        results=[
+            ResultIn(value=value, code=code, unit=unit, observed_at=now - timedelta(hours=hours), patient=patient)
+            for code, value, unit, hours in LABS
+        ],
+    )

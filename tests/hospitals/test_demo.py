@@ -53,3 +53,15 @@ def test_the_demo_has_a_tula_patient_with_consent_and_images_ready_to_view(db) -
         ("CT chest", "ready", 1),
         ("Ultrasound, kidneys", "ready", 30),
     ]
+
+
+def test_the_demo_patient_has_lab_results_with_a_critical_troponin_once(db, lab_reference) -> None:  # type: ignore[no-untyped-def]
+    from diagnostics.models import LabAlert, Observation
+
+    call_command("load_demo", stdout=StringIO())
+    call_command("load_demo", stdout=StringIO())
+    results = Observation.objects.filter(patient__record_number="TUL-DEMO-1")
+    assert results.filter(test__short_name="GLU").count() == 5  # a trend chart's worth, stored once
+    troponin = results.get(flag=Observation.Flag.CRITICAL_HIGH)
+    assert (troponin.test.short_name, troponin.value) == ("hs-TnI", 180)
+    assert LabAlert.objects.get().observation == troponin
