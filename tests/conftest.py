@@ -117,6 +117,15 @@ def media_in_tmp(settings, tmp_path):  # type: ignore[no-untyped-def]
     settings.MEDIA_ROOT = tmp_path / "media"
 
 
+@pytest.fixture(autouse=True)
+def lab_reference_unremembered():  # type: ignore[no-untyped-def]
+    """No test sees another's copy of the lab reference tables: a transactional test's flush empties the
+    tables without the signals that drop the copy, and a stale copy names tests that are no longer there."""
+    from diagnostics.labs import reference_forget
+
+    reference_forget()
+
+
 @pytest.fixture
 def network_a(db) -> Network:  # type: ignore[no-untyped-def]
     moscow = HospitalFactory(name="Central Clinical Hospital No. 1, Moscow", kind=Hospital.Kind.CENTRAL)

@@ -2,13 +2,34 @@
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import pytest
 
 from tests.conftest import need
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+
+T = TypeVar("T")
+
+
+def off_loop(work: Callable[[], T]) -> T:
+    """Run a service (the demo's loading, a device's result) in another thread and wait for it.
+
+    Playwright's event loop lives in the test's thread, and the live events a service sends after its commit
+    go through the channel layer with async_to_sync, which refuses to run in a thread that has a loop."""
+    from django.db import connection
+
+    def run() -> T:
+        try:
+            return work()
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(1) as other_thread:
+        return other_thread.submit(run).result()
 
 
 # Module scope: Playwright's loop must be gone before other modules' asyncio tests run.

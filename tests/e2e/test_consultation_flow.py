@@ -7,7 +7,7 @@ import pytest
 
 from consultations.reference import reference_data_load
 from hospitals.demo import demo_load
-from tests.e2e.conftest import sign_in, totp_code
+from tests.e2e.conftest import off_loop, sign_in, totp_code
 
 pytestmark = [pytest.mark.browser]
 
@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.browser]
 def test_an_urgent_consultation_from_tula_to_moscow_and_back(browser, asgi_server: str) -> None:  # type: ignore[no-untyped-def]
     from pypdf import PdfReader
 
-    demo_load()
+    off_loop(demo_load)
     reference_data_load()  # earlier tests of the run may have emptied the tables
     tula = browser.new_context(locale="en-GB").new_page()
     moscow = browser.new_context(locale="en-GB").new_page()

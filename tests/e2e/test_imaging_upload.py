@@ -10,7 +10,7 @@ from diagnostics.models import Instance
 from hospitals.demo import demo_load
 from hospitals.models import Hospital
 from tests.conftest import PatientFactory, dicom_for
-from tests.e2e.conftest import sign_in
+from tests.e2e.conftest import off_loop, sign_in
 
 pytestmark = [pytest.mark.browser]
 
@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.browser]
 def test_a_folder_of_dicom_files_uploads_and_its_thumbnails_appear_live(  # type: ignore[no-untyped-def]
     page, asgi_server: str, tmp_path: Path
 ) -> None:
-    demo_load()
+    off_loop(demo_load)
     tula = Hospital.objects.get(name="Tula Regional Hospital")
     patient = PatientFactory(hospital=tula, family_name="Морозова", given_name="Ирина")
     folder = tmp_path / "CD" / "DICOM"

@@ -11,7 +11,7 @@ from hospitals.demo import demo_load
 from hospitals.models import Hospital
 from tests.conftest import PatientFactory
 from tests.diagnostics.test_recordings import ecg_csv, heart_sound, wav_bytes
-from tests.e2e.conftest import sign_in
+from tests.e2e.conftest import off_loop, sign_in
 
 pytestmark = [pytest.mark.browser]
 
@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.browser]
 def test_recordings_arrive_live_play_in_the_page_and_show_the_heart_rate(  # type: ignore[no-untyped-def]
     page, asgi_server: str, tmp_path: Path
 ) -> None:
-    demo_load()
+    off_loop(demo_load)
     patient = PatientFactory(hospital=Hospital.objects.get(name="Tula Regional Hospital"))
     (tmp_path / "apex.wav").write_bytes(wav_bytes(heart_sound(seconds=8)))
     (tmp_path / "ecg.csv").write_bytes(ecg_csv(500, 75))

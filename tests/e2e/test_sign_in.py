@@ -5,6 +5,7 @@ from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from hospitals.demo import DEMO_PASSWORD, demo_load
+from tests.e2e.conftest import off_loop
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -17,7 +18,7 @@ def _sign_in(page, live_server, username: str) -> None:  # type: ignore[no-untyp
 
 
 def test_a_clinician_signs_in_and_sees_the_dashboard(page, live_server) -> None:  # type: ignore[no-untyped-def]
-    demo_load()
+    off_loop(demo_load)
     _sign_in(page, live_server, "tula.clinician")
     page.wait_for_url(f"{live_server.url}/")
     assert page.get_by_role("heading", name="Dashboard").is_visible()
@@ -28,7 +29,7 @@ def test_a_clinician_signs_in_and_sees_the_dashboard(page, live_server) -> None:
 
 
 def test_a_specialist_confirms_the_second_factor_and_sees_the_worklist(page, live_server) -> None:  # type: ignore[no-untyped-def]
-    demo_load()
+    off_loop(demo_load)
     _sign_in(page, live_server, "moscow.cardiologist")
     page.wait_for_url("**/accounts/second-factor/verify/**")
     device = TOTPDevice.objects.get(user__username="moscow.cardiologist")
@@ -39,7 +40,7 @@ def test_a_specialist_confirms_the_second_factor_and_sees_the_worklist(page, liv
 
 
 def test_wrong_password_shows_a_message_in_the_browser(page, live_server) -> None:  # type: ignore[no-untyped-def]
-    demo_load()
+    off_loop(demo_load)
     page.goto(f"{live_server.url}/accounts/login/")
     page.get_by_label("Username").fill("tula.clinician")
     page.get_by_label("Password").fill("not-the-password")

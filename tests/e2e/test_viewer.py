@@ -2,7 +2,6 @@
 CT by dragging, picks a preset, measures, switches to the ultrasound loop and plays it."""
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 
 import pydicom
 import pytest
@@ -15,7 +14,7 @@ from diagnostics.models import Instance
 from hospitals.demo import demo_load
 from hospitals.models import Hospital
 from tests.conftest import PatientFactory, consultation_make, dicom_for, store_now
-from tests.e2e.conftest import sign_in
+from tests.e2e.conftest import off_loop, sign_in
 
 pytestmark = [pytest.mark.browser]
 
@@ -55,11 +54,8 @@ def _study() -> Instance:
 
 
 def test_a_specialist_windows_measures_and_plays_a_study_in_the_viewer(page, asgi_server: str) -> None:  # type: ignore[no-untyped-def]
-    demo_load()
-    # The pipeline announces finished images over the channel layer, which cannot be called from this thread
-    # while Playwright's event loop lives in it: the images are stored from another thread.
-    with ThreadPoolExecutor(1) as other_thread:
-        ct = other_thread.submit(_study).result()
+    off_loop(demo_load)
+    ct = off_loop(_study)  # the pipeline announces finished images over the channel layer
 
     sign_in(page, asgi_server, "moscow.radiologist")
     page.goto(f"{asgi_server}/imaging/studies/{ct.series.study_id}/viewer/")

@@ -128,6 +128,11 @@ def test_an_enrolled_specialist_must_type_the_current_code_at_each_sign_in(netwo
     # The enrolment page cannot be used to swap in a new authenticator without the admin's reset.
     assert client.get("/accounts/second-factor/setup/")["Location"].startswith("/accounts/second-factor/verify/")
 
+    # Until the code is typed, the page offers nothing the gate would refuse: no navigation, no live badges.
+    waiting = client.get("/accounts/second-factor/verify/").content.decode()
+    assert "Worklist" not in waiting and "lab-review-count" not in waiting and "data-user=" not in waiting
+    assert "Sign out" in waiting
+
     bad = client.post("/accounts/second-factor/verify/", {"token": "12345x", "next": "/"})
     assert bad.status_code == 400 and "Enter the six digits" in bad.content.decode()
     assert (
