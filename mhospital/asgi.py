@@ -14,9 +14,17 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.urls import get_resolver  # noqa: E402
 
 from mhospital.body_limit import BodyLimit  # noqa: E402
+from mhospital.celery import app as celery_app  # noqa: E402
 from mhospital.routing import websocket_urlpatterns  # noqa: E402
+
+# Import every view, and find Celery's result backend (a scan of every installed package's entry points),
+# now while the server starts, rather than in the first request each server process takes: that one would
+# otherwise wait about two seconds.
+get_resolver().url_patterns  # noqa: B018
+celery_app.backend  # noqa: B018
 
 application = ProtocolTypeRouter(
     {
