@@ -7,13 +7,13 @@ from django.db.models.functions import RowNumber
 
 from diagnostics.labs import unit_key
 from diagnostics.models import Instance, LabAlert, LabAlertAck, LabTest, Observation, Recording, Series, Study, Upload
-from hospitals.scoping import CLINICAL_ROLES, Scope, access_record, patients_visible
+from hospitals.scoping import CLINICAL_ROLES, Scope, access_record, patients_visible, related_patients_visible
 from patients.models import Patient
 
 
 def studies_visible(scope: Scope) -> QuerySet[Study]:
     """Studies of the patients the scope may see (their own hospital's, or through a consultation)."""
-    return Study.objects.filter(patient__in=patients_visible(scope, Patient.objects.all()).values("pk"))
+    return related_patients_visible(scope, Study.objects.all(), "patient", Patient.objects.all())
 
 
 def series_visible(scope: Scope) -> QuerySet[Series]:

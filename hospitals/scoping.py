@@ -174,6 +174,23 @@ def patients_visible(scope: Scope, patients: QuerySet[M]) -> QuerySet[M]:
     return patients.filter(condition)
 
 
+def related_patients_visible(scope: Scope, rows: QuerySet[M], path: str, patients: QuerySet[Any]) -> QuerySet[M]:
+    """`rows` of a model that belongs to a patient (at `path`, such as "patient"), narrowed to the patients
+    the scope may see: the same rule as patients_visible. The own hospital's is written as a condition on
+    the joined patient rather than as a subquery of all its patients, so that a search's first page is read
+    in index order instead of after matching every row against every patient of the hospital."""
+    if scope.role not in CLINICAL_ROLES or scope.hospital_id is None:
+        return rows.none()
+    condition = Q(**{f"{path}__hospital_id": scope.hospital_id})
+    granted = Q()
+    for grant in _patient_grants:
+        granted |= grant(scope)
+    if granted:
+        # A grant that grants nothing (Q(pk__in=[])) compiles to no condition at all.
+        condition |= Q(**{f"{path}__in": patients.filter(granted).values("pk")})
+    return rows.filter(condition)
+
+
 def access_record(queryset: QuerySet[M], pk: object) -> M:
     """Fetch one row of an already scoped queryset; anything else is a 404 like a missing row."""
     return _get_or_404(queryset, pk)

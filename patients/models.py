@@ -4,7 +4,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
-from django.db.models import F
 from django.db.models.functions import Upper
 from django.utils.translation import gettext_lazy as _
 
@@ -50,7 +49,10 @@ class Patient(models.Model):
         indexes = [
             models.Index(fields=["hospital", "search_name"], name="patient_hospital_name"),
             models.Index(fields=["hospital", "birth_date"], name="patient_hospital_birth"),
-            models.Index(F("hospital"), Upper("record_number"), name="patient_hospital_record_upper"),
+            # Record numbers are matched without regard to case, in one hospital (an upload) or in all the
+            # user may see (a DICOMweb search by PatientID, where the scope is a subquery the planner cannot
+            # bring to this table): the record number leads.
+            models.Index(Upper("record_number"), "hospital", name="patient_record_upper"),
         ]
 
     def __str__(self) -> str:
