@@ -266,6 +266,21 @@ def _checked(result: ResultIn, now: datetime) -> Problem | None:
     return None
 
 
+def results_check(results: Iterable[ResultIn], *, now: datetime | None = None) -> tuple[list[ResultIn], list[Problem]]:
+    """The results that can be stored, and a problem for each that cannot (no test, no number, no time or one
+    in the future): the checks `lab_results_store` makes, for a way in that answers before it stores."""
+    now = now or timezone.now()
+    accepted: list[ResultIn] = []
+    problems: list[Problem] = []
+    for result in results:
+        problem = _checked(result, now)
+        if problem is None:
+            accepted.append(result)
+        else:
+            problems.append(problem)
+    return accepted, problems
+
+
 def lab_results_store(
     *, message: LabMessage, results: Iterable[ResultIn], problems: Iterable[Problem] = ()
 ) -> StoreReport:
@@ -275,13 +290,8 @@ def lab_results_store(
     now = timezone.now()
     report = StoreReport(problems=list(problems))
     ref = reference()
-    accepted: list[ResultIn] = []
-    for result in results:
-        problem = _checked(result, now)
-        if problem is None:
-            accepted.append(result)
-        else:
-            report.problems.append(problem)
+    accepted, refused = results_check(results, now=now)
+    report.problems.extend(refused)
     with transaction.atomic():
         patients = _patients_of(message.hospital_id, accepted)
         candidates: dict[str, Observation] = {}
