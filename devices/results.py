@@ -24,6 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -31,7 +32,15 @@ from django.utils.translation import gettext as _
 from devices import hl7
 from devices.models import Device
 from devices.selectors import device_for_hl7_sender
-from diagnostics.labs import Problem, ResultIn, StoreReport, lab_message_open, lab_results_store, results_check
+from diagnostics.labs import (
+    Problem,
+    ResultIn,
+    StoreReport,
+    lab_message_open,
+    lab_results_store,
+    lab_results_store_many,
+    results_check,
+)
 from diagnostics.models import LabMessage, Observation
 from diagnostics.models.labs import Source
 from hospitals.audit import Action, Outcome, audit_record
@@ -77,18 +86,16 @@ def hl7_receive(*, device: Device, data: bytes, peer: str = "") -> Hl7Answer:
         )
         error = hl7.AckError(location=refused.location, code=refused.code, text=refused.reason)
         return Hl7Answer(hl7.ack_build(header=refused.header, code="AR", errors=[error]), "AR")
-    with transaction.atomic():
-        message, new = lab_message_open(
-            hospital_id=device.hospital_id,
-            source=Source.HL7,
-            sender=device_sender(device),
-            control_id=read.header.control_id,
-            raw=text,
-            device_id=device.pk,
-        )
-        if new:
-            message_id = message.pk
-            transaction.on_commit(lambda: _queue(message_id))
+    message, new = lab_message_open(
+        hospital_id=device.hospital_id,
+        source=Source.HL7,
+        sender=device_sender(device),
+        control_id=read.header.control_id,
+        raw=text,
+        device_id=device.pk,
+    )
+    if new:
+        transaction.on_commit(_nudge)  # at once when no transaction is open (a device's request)
     if message.status != LabMessage.Status.QUEUED:
         problems = [Problem(**error) for error in message.errors]  # stored: what storing found
     else:
@@ -130,42 +137,65 @@ def mllp_receive(*, data: bytes, peer: str) -> Hl7Answer:
     return hl7_receive(device=device, data=data, peer=peer)
 
 
-def _queue(message_id: int) -> None:
-    from devices.tasks import hl7_message_process
+# Draining: a worker stores queued messages in batches, oldest first, several per transaction.
 
-    hl7_message_process.delay(message_id)
+DRAIN_BATCH = 100
+DRAIN_PENDING = "devices:hl7-drain-pending"
+DRAIN_PENDING_SECONDS = 10  # a lost nudge holds later ones back no longer than this (the sweep is the net)
 
 
-def hl7_message_process(message_id: int) -> bool:
-    """Store the results of a queued HL7 message (the Celery task). Safe to run twice or at once: the message
-    row is locked and only a queued one is stored."""
+def _nudge() -> None:
+    """See that a drain is on its way: at most one waits in the queue at a time (a key in the shared cache),
+    so a burst of messages costs the worker one task per batch rather than one per message."""
+    from devices.tasks import hl7_messages_drain
+
+    if cache.add(DRAIN_PENDING, 1, timeout=DRAIN_PENDING_SECONDS):
+        hl7_messages_drain.delay()
+
+
+def hl7_drain_started() -> None:
+    """A drain has begun: a message queued from now on nudges another one (which a second worker process
+    may run beside this one; each takes messages the other has not locked)."""
+    cache.delete(DRAIN_PENDING)
+
+
+def hl7_messages_drain(*, limit: int = DRAIN_BATCH) -> int:
+    """Store up to `limit` queued HL7 messages (the Celery task); returns how many. Safe to run twice or at
+    once: each message is locked while it is stored, and only queued ones are taken."""
     with transaction.atomic():
-        message = LabMessage.objects.select_for_update(of=("self",)).filter(pk=message_id).first()
-        if message is None or message.status != LabMessage.Status.QUEUED:
-            return False
-        hospital = Hospital.objects.only("time_zone").get(pk=message.hospital_id)
-        try:
-            read = hl7.oru_read(message.raw, local=_local(hospital))
-        except hl7.Hl7Refused as refused:  # it was read when it came in; only a change of the code could do this
-            lab_results_store(message=message, results=[], problems=[Problem("MSH", "message", refused.reason)])
-            return True
-        lab_results_store(message=message, results=read.results, problems=read.problems)
-    return True
+        messages = list(
+            LabMessage.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(status=LabMessage.Status.QUEUED, source=Source.HL7)
+            .order_by("received_at")[:limit]
+        )
+        if not messages:
+            return 0
+        zones = {
+            hospital.pk: _local(hospital)
+            for hospital in Hospital.objects.filter(pk__in={m.hospital_id for m in messages}).only("time_zone")
+        }
+        batch: list[tuple[LabMessage, list[ResultIn], list[Problem]]] = []
+        for message in messages:
+            try:
+                read = hl7.oru_read(message.raw, local=zones[message.hospital_id])
+            except hl7.Hl7Refused as refused:  # it was read when it came in: only a change of this code does it
+                batch.append((message, [], [Problem("MSH", "message", refused.reason)]))
+                continue
+            batch.append((message, read.results, read.problems))
+        lab_results_store_many(batch)
+    return len(messages)
 
 
 def hl7_messages_requeue_stuck() -> int:
-    """Periodic: queue again the HL7 messages that sit queued (a lost task, a dead worker)."""
+    """Periodic: start a drain when HL7 messages have sat queued too long (a lost task, a dead worker)."""
+    from devices.tasks import hl7_messages_drain
+
     since = timezone.now() - timedelta(minutes=settings.LAB_STUCK_MINUTES)
-    stuck = list(
-        LabMessage.objects.filter(status=LabMessage.Status.QUEUED, source=Source.HL7, received_at__lt=since)
-        .order_by("received_at")
-        .values_list("pk", flat=True)[:1000]
-    )
-    for pk in stuck:
-        _queue(pk)
+    stuck = LabMessage.objects.filter(status=LabMessage.Status.QUEUED, source=Source.HL7, received_at__lt=since).count()
     if stuck:
-        log.warning("Queued %s HL7 messages again that had waited too long", len(stuck))
-    return len(stuck)
+        log.warning("%s HL7 messages had waited too long in the queue: draining", stuck)
+        hl7_messages_drain.delay()
+    return stuck
 
 
 # JSON readings and FHIR Observations: stored before the answer.

@@ -9,14 +9,20 @@ MAX_RETRIES = 5
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=MAX_RETRIES)
-def hl7_message_process(self: Task, message_id: int) -> bool:
-    """Store the results of one queued HL7 message; database trouble is retried with backoff, and after the
-    last try the message stays queued for the periodic sweep."""
+def hl7_messages_drain(self: Task) -> int:
+    """Store queued HL7 messages, a batch per transaction, until none is left; database trouble is retried
+    with backoff (and after the last try the periodic sweep starts a drain again)."""
+    results.hl7_drain_started()
+    drained = 0
     try:
-        return results.hl7_message_process(message_id)
+        while True:
+            count = results.hl7_messages_drain()
+            drained += count
+            if count < results.DRAIN_BATCH:
+                return drained
     except DatabaseError as exc:
         if self.request.retries >= MAX_RETRIES:
-            return False
+            return drained
         raise self.retry(exc=exc, countdown=min(300, 2 * 2**self.request.retries)) from exc
 
 

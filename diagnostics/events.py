@@ -86,6 +86,25 @@ def lab_results_changed(*, hospital_id: int, patient_id: int) -> None:
     lab_changed_signal.send(sender=Observation, patient_id=patient_id, payload=payload)
 
 
+def lab_results_changed_many(*, hospital_id: int, patient_ids: list[int]) -> None:
+    """`lab_results_changed` for many patients of a hospital (a worker's batch): one trip to the channel
+    layer for the hospital's group, however many patients."""
+    from diagnostics.models import Observation
+
+    payloads = [{"kind": "lab", "patient": patient_id} for patient_id in patient_ids]
+    layer = get_channel_layer()
+    if layer is not None and payloads:
+        group = hospital_group(hospital_id)
+
+        async def send_all() -> None:
+            for payload in payloads:
+                await layer.group_send(group, {"type": "notify", "payload": payload})
+
+        async_to_sync(send_all)()
+    for patient_id, payload in zip(patient_ids, payloads, strict=True):
+        lab_changed_signal.send(sender=Observation, patient_id=patient_id, payload=payload)
+
+
 def lab_review_changed(*, hospital_id: int) -> None:
     """The hospital's review queue of lab results changed (only the hospital's own staff work it)."""
     from diagnostics.models import Observation

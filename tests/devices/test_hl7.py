@@ -27,9 +27,11 @@ def hl7_time(minutes_ago: int = 30) -> str:
     return (timezone.localtime() - datetime.timedelta(minutes=minutes_ago)).strftime("%Y%m%d%H%M%S%z")
 
 
-def oru(record: str, *obx: str, control_id: str = "MSG-1", kind: str = "ORU^R01^ORU_R01", newline: str = "\r") -> str:
-    """An ORU^R01 as an analyser writes it; each OBX given without its set id."""
-    taken = hl7_time()
+def oru(
+    record: str, *obx: str, control_id: str = "MSG-1", kind: str = "ORU^R01^ORU_R01", newline: str = "\r", ago: int = 30
+) -> str:
+    """An ORU^R01 as an analyser writes it, taken `ago` minutes ago; each OBX given without its set id."""
+    taken = hl7_time(ago)
     lines = [
         f"MSH|^~\\&|BC5150|TULA_LAB|MHOSPITAL|MH|{taken}||{kind}|{control_id}|P|2.5.1",
         f"PID|1||{record}^^^TULA^MR||Ivanov^Ivan",
@@ -188,16 +190,37 @@ def test_an_oversized_body_is_refused_413(post) -> None:  # type: ignore[no-unty
     assert response.json()["code"] == "too_large" and "at most 1048576 bytes" in response.json()["detail"]
 
 
-def test_a_message_left_queued_is_queued_again_by_the_sweep(network_a: Network, analyser: Device, settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_message_left_queued_is_drained_by_the_sweep(network_a: Network, analyser: Device, settings) -> None:  # type: ignore[no-untyped-def]
     patient = PatientFactory(hospital=network_a.regional)
     answer = results.hl7_receive(device=analyser, data=oru(patient.record_number, GLUCOSE).encode())  # task lost
     assert answer.code == "AA" and LabMessage.objects.get().status == "queued"
 
     settings.LAB_STUCK_MINUTES = 0
-    assert results.hl7_messages_requeue_stuck() == 1  # the task runs eagerly here
+    assert results.hl7_messages_requeue_stuck() == 1  # the drain runs eagerly here
 
     message = LabMessage.objects.get()
     assert message.status == "done" and Observation.objects.get().patient == patient
     assert results.hl7_messages_requeue_stuck() == 0
-    assert results.hl7_message_process(message.pk) is False  # run again: nothing stored twice
+    assert results.hl7_messages_drain() == 0  # run again: nothing stored twice
     assert Observation.objects.count() == 1
+
+
+def test_a_backlog_is_drained_in_batches_with_the_same_outcome_as_one_by_one(  # type: ignore[no-untyped-def]
+    network_a: Network, analyser: Device, django_assert_max_num_queries
+) -> None:
+    patients = [PatientFactory(hospital=network_a.regional) for _ in range(3)]
+    bodies = [oru(patients[n % 3].record_number, GLUCOSE, HBA1C, control_id=f"B-{n}", ago=30 + n) for n in range(30)]
+    bodies.append(oru(patients[0].record_number, TROPONIN, "NM|2823-3^K^LN||bad|mmol/L|||||F", control_id="B-X"))
+    bodies.append(bodies[0].replace("B-0", "B-0-again"))  # the same results in another message
+    for body in bodies:
+        results.hl7_receive(device=analyser, data=body.encode())  # queued, no worker yet
+
+    with django_assert_max_num_queries(25):  # a few queries for the batch, not a few per message
+        assert results.hl7_messages_drain(limit=100) == 32
+
+    assert Observation.objects.count() == 30 * 2 + 1
+    statuses = dict(LabMessage.objects.values_list("control_id", "status"))
+    assert statuses["B-X"] == "partial" and statuses["B-0-again"] == "done" and statuses["B-7"] == "done"
+    assert LabMessage.objects.get(control_id="B-0-again").stored == 0
+    assert LabMessage.objects.get(control_id="B-7").stored == 2
+    assert LabAlert.objects.get().patient == patients[0]
