@@ -141,6 +141,10 @@ def header_read(text: str) -> Header | None:
         msh = hl7.parse(text.split("\r", 1)[0]).segment("MSH")
     except Exception:  # noqa: BLE001 - anything python-hl7 trips on is simply "no readable MSH"
         return None
+    return _header(msh)
+
+
+def _header(msh: hl7.Segment) -> Header:
     return Header(
         sending_application=_get(msh, 3),
         sending_facility=_get(msh, 4),
@@ -198,7 +202,12 @@ def oru_read(text: str, *, local: tzinfo) -> OruRead:
         raise Hl7Refused(_("The message is empty: send one HL7 v2 ORU^R01 message."))
     if text[:3] in ("FHS", "BHS"):
         raise Hl7Refused(_("Batches and files of messages are not taken: send one ORU^R01 message at a time."))
-    header = header_read(text)
+    message: hl7.Message | None = None
+    try:
+        message = hl7.parse(text) if text.startswith("MSH") else None
+        header = _header(message.segment("MSH")) if message is not None else None
+    except Exception:  # noqa: BLE001 - python-hl7 raises several kinds for broken text; the MSH alone may do
+        message, header = None, header_read(text)
     if header is None:
         raise Hl7Refused(
             _("This is not an HL7 v2 message: it must begin with an MSH segment such as “MSH|^~\\&|…”."),
@@ -227,12 +236,8 @@ def oru_read(text: str, *, local: tzinfo) -> OruRead:
             location="MSH^1^10",
             header=header,
         )
-    try:
-        message = hl7.parse(text)
-    except Exception as exc:  # noqa: BLE001 - python-hl7 raises several kinds for broken text
-        raise Hl7Refused(
-            _("The message cannot be read as HL7 v2: %(reason)s") % {"reason": str(exc)[:200]}, header=header
-        ) from None
+    if message is None:
+        raise Hl7Refused(_("The message cannot be read as HL7 v2: check its segments and separators."), header=header)
     read = OruRead(header=header)
     record, obr_time, obx_number = "", "", 0
     for segment in message:

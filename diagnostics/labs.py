@@ -9,6 +9,7 @@ named in the message's errors, and the rest of the message is stored regardless.
 """
 
 import hashlib
+import json
 import re
 import threading
 import time
@@ -342,10 +343,14 @@ def lab_results_store_many(
             message.errors = [problem.as_json() for problem in report.problems]
             message.stored, message.processed_at = len(report.stored), now
         messages = [message for message, _results, _problems in batch]
-        if len(messages) == 1:
-            messages[0].save(update_fields=["status", "errors", "stored", "processed_at"])
-        else:
-            LabMessage.objects.bulk_update(messages, ["status", "errors", "stored", "processed_at"])
+        # One UPDATE per outcome rather than bulk_update's CASE per row: in a batch most outcomes are alike.
+        outcomes: dict[tuple[str, str, int], list[int]] = defaultdict(list)
+        for message in messages:
+            outcomes[(message.status, json.dumps(message.errors), message.stored)].append(message.pk)
+        for (status, errors, count), pks in outcomes.items():
+            LabMessage.objects.filter(pk__in=pks).update(
+                status=status, errors=json.loads(errors), stored=count, processed_at=now
+            )
         with audit_batch():
             for message, report in zip(messages, reports, strict=True):
                 _audit(message, report)
