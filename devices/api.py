@@ -79,7 +79,8 @@ class Hl7View(DeviceAPIView):
         examples=[OpenApiExample("ORU^R01", value=EXAMPLE_ORU, request_only=True)],
     )
     def post(self, request: Request) -> HttpResponse:
-        data = request.data if isinstance(request.data, bytes) else b""
+        # A body without a Content-Type reaches no parser: it is read as it came all the same.
+        data = request.data if isinstance(request.data, bytes) else request._request.body
         answer = results.hl7_receive(device=device_of(request), data=data, peer=request.META.get("REMOTE_ADDR", ""))
         return HttpResponse(
             answer.ack.encode(),

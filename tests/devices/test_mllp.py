@@ -1,8 +1,13 @@
 """Analysers that speak only MLLP send over a TCP connection, framed, and wait for each framed ACK: only a
 registered active device's HL7 sender is taken, and nothing a peer sends takes the listener down."""
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -10,11 +15,13 @@ from django.core.management import call_command
 from devices import services
 from devices.hl7 import ack_read
 from devices.mllp import END, START, MllpListener
-from devices.models import Device
+from devices.models import Device, validate_hl7_sender
 from diagnostics.models import LabAlert, LabMessage, Observation
 from hospitals.models import AuditEntry, User
-from tests.conftest import Network, PatientFactory
+from tests.conftest import Network, PatientFactory, database_url
 from tests.devices.test_hl7 import GLUCOSE, TROPONIN, oru
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("lab_reference")]
 
@@ -107,6 +114,49 @@ def test_an_oversized_frame_is_refused_and_the_connection_closed(listener: MllpL
         assert sock.recv(10) == b""  # closed
     with _connect(listener) as sock:  # the listener itself goes on
         assert _send(sock, oru("TUL-1", GLUCOSE, control_id="AFTER-1"))[:2] == ("AA", "AFTER-1")
+
+
+def test_mllp_listen_serves_until_sigterm(listener: MllpListener, network_a: Network, tmp_path: Path) -> None:
+    """The command as an operator runs it: it names who may send, answers over MLLP, and stops on SIGTERM."""
+    env = {**os.environ, "DATABASE_URL": database_url(), "MHOSPITAL_VAR_DIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "mllp_listen", "--host", "127.0.0.1", "--port", "0"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        started = process.stdout.readline()
+        assert "Allowed to send: BC5150^TULA_LAB (Tula Regional Hospital)." in started, started
+        port = int(started.split("127.0.0.1:")[1].split(".")[0])
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            assert _send(sock, "garbage")[0] == "AR"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        assert "MLLP listener stopped." in process.stdout.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_an_hl7_sender_is_checked_and_unique(analyser: Device, network_a: Network) -> None:
+    from django.core.exceptions import ValidationError
+
+    from devices.forms import DeviceForm
+
+    for wrong in ("BC|5150", "A^B^C", "^TULA", "with space"):
+        with pytest.raises(ValidationError):
+            validate_hl7_sender(wrong)
+    analyser.hl7_sender = "BC5150^TULA_LAB"
+    analyser.save()
+    other = Device.objects.create(hospital=network_a.regional, name="Second analyser", kind="lab_analyser")
+    data = {"name": other.name, "kind": other.kind, "hl7_sender": "BC5150^TULA_LAB"}
+    form = DeviceForm(data=data, instance=other)
+    assert not form.is_valid() and "add ^ and the facility" in form.errors["hl7_sender"][0]
 
 
 def test_the_command_refuses_a_port_it_cannot_listen_on(listener: MllpListener) -> None:

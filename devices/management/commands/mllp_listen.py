@@ -1,11 +1,9 @@
-import signal
-import threading
-from types import FrameType
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from devices.management.commands._listening import allowed_list, run_until_stopped
 from devices.mllp import MllpListener
 from devices.models import Device
 
@@ -24,32 +22,19 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         host = options["host"] or settings.MLLP_LISTENER_HOST
         port = settings.MLLP_LISTENER_PORT if options["port"] is None else options["port"]
-        devices = Device.objects.filter(active=True, hospital__is_active=True).exclude(hl7_sender="")
-        allowed = [f"{d.hl7_sender} ({d.hospital})" for d in devices.select_related("hospital")[:21]]
-        if len(allowed) > 20:
-            allowed[20:] = ["..."]
+        allowed = allowed_list(
+            Device.objects.filter(active=True, hospital__is_active=True).exclude(hl7_sender=""), "hl7_sender"
+        )
         listener = MllpListener(host=host, port=port)
         try:
             listener.start()
         except OSError as exc:
             raise CommandError(f"Cannot listen on {host}:{port}: {exc}") from None
-
-        stop = threading.Event()
-
-        def request_stop(signum: int, frame: FrameType | None) -> None:
-            stop.set()
-
-        previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-        whom = f"Allowed to send: {', '.join(allowed)}." if allowed else "No device may send yet: set one's HL7 sender."
-        self.stdout.write(f"MLLP listener on {host}:{listener.port}. {whom} Ctrl-C stops it.")
-        self.stdout.flush()
-        try:
-            while not stop.wait(timeout=1.0):
-                pass
-            self.stdout.write(f"MLLP listener stopping: open connections get up to {options['grace']:g} s.")
-            self.stdout.flush()
-            listener.stop(grace=options["grace"])
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        whom = f"Allowed to send: {allowed}." if allowed else "No device may send yet: set one's HL7 sender."
+        run_until_stopped(
+            self.stdout,
+            started=f"MLLP listener on {host}:{listener.port}. {whom} Ctrl-C stops it.",
+            stopping=f"MLLP listener stopping: open connections get up to {options['grace']:g} s.",
+            stop=lambda: listener.stop(grace=options["grace"]),
+        )
         self.stdout.write("MLLP listener stopped.")
