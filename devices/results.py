@@ -5,11 +5,13 @@ device's own hospital: the token (or, over MLLP, the registered HL7 sender) deci
 number of another hospital's patient matches nobody and the result waits in the review queue.
 
 HL7 is accepted, then drained ("accept then drain"): the request checks the message, keeps it (a
-`LabMessage`, queued) and answers at once; a Celery task stores its results. The ACK is computed from the
-message itself before it is stored (the same checks the pipeline makes), so it names every OBX row that
-will be refused (AE); AA means accepted for processing. What only storing can tell (an unknown record
-number, test or unit) sends a result to the review queue, which is not an error of the sender. A message
-sent again gets the first answer and is stored once. A periodic sweep queues again what sits queued.
+`LabMessage`, queued) and answers at once; a Celery task drains the queue, storing up to DRAIN_BATCH
+messages per transaction, so a busy analyser costs the worker a few queries per batch rather than per
+message. The ACK is computed from the message itself before it is stored (the same checks the pipeline
+makes), so it names every OBX row that will be refused (AE); AA means accepted for processing. What only
+storing can tell (an unknown record number, test or unit) sends a result to the review queue, which is not
+an error of the sender. A message sent again gets the first answer and is stored once. A periodic sweep
+starts a drain when messages have sat queued too long.
 
 JSON readings and FHIR Observations are few per request and answered with what became of each, so they are
 stored before the answer.
@@ -94,8 +96,10 @@ def hl7_receive(*, device: Device, data: bytes, peer: str = "") -> Hl7Answer:
         raw=text,
         device_id=device.pk,
     )
-    if new:
-        transaction.on_commit(_nudge)  # at once when no transaction is open (a device's request)
+    if message.status == LabMessage.Status.QUEUED:
+        # At once when no transaction is open (a device's request). A resend of a message still queued
+        # nudges again, in case the first nudge was lost; a failing cache leaves it to the sweep.
+        transaction.on_commit(_nudge, robust=True)
     if message.status != LabMessage.Status.QUEUED:
         problems = [Problem(**error) for error in message.errors]  # stored: what storing found
     else:

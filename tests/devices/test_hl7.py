@@ -224,3 +224,30 @@ def test_a_backlog_is_drained_in_batches_with_the_same_outcome_as_one_by_one(  #
     assert LabMessage.objects.get(control_id="B-0-again").stored == 0
     assert LabMessage.objects.get(control_id="B-7").stored == 2
     assert LabAlert.objects.get().patient == patients[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_drains_what_the_endpoint_accepted(
+    network_a: Network, analyser: Device, tula_admin: User, celery_worker
+) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from django.core.cache import cache
+
+    cache.delete(results.DRAIN_PENDING)  # no nudge left over from an earlier run
+    patient = PatientFactory(hospital=network_a.regional)
+    _, plain = token_for(analyser, tula_admin)
+    response = Client().post(
+        URL,
+        oru(patient.record_number, GLUCOSE, TROPONIN),
+        content_type=CONTENT_TYPE,
+        HTTP_AUTHORIZATION=f"Device {plain}",
+    )
+    assert _ack(response)[0] == "AA"  # answered before it is stored
+
+    deadline = time.monotonic() + 60
+    while LabMessage.objects.get().status == "queued":
+        assert time.monotonic() < deadline, "the worker did not store the message within 60 s"
+        time.sleep(0.05)
+    assert LabMessage.objects.get().status == "done" and Observation.objects.filter(patient=patient).count() == 2
+    assert LabAlert.objects.get().patient == patient
