@@ -212,7 +212,7 @@ class ReadingsView(DeviceAPIView):
     @extend_schema(
         operation_id="device_readings",
         request=ReadingsSerializer,
-        responses={201: ReadingsAnswerSerializer, 200: ReadingsAnswerSerializer},
+        responses={201: ReadingsAnswerSerializer, 200: ReadingsAnswerSerializer, 400: ReadingsAnswerSerializer},
         examples=[OpenApiExample("A glucose reading", value=EXAMPLE_READINGS, request_only=True)],
     )
     def post(self, request: Request) -> Response:
@@ -249,7 +249,11 @@ class ReadingsView(DeviceAPIView):
             results=rows,
             problems=[],
         )
-        return Response(_answer(stored), status=status.HTTP_201_CREATED if stored.new else status.HTTP_200_OK)
+        if not stored.observations and not stored.duplicates and stored.problems:
+            code = status.HTTP_400_BAD_REQUEST  # kept (audited), but nothing in it could be stored
+        else:
+            code = status.HTTP_201_CREATED if stored.new else status.HTTP_200_OK
+        return Response(_answer(stored), status=code)
 
 
 # FHIR R4.

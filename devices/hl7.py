@@ -27,6 +27,7 @@ from datetime import UTC, datetime, tzinfo
 import hl7
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from diagnostics.labs import Problem, ResultIn
 
@@ -61,6 +62,7 @@ _ERROR_NAMES = {
     "207": "Application internal error",
 }
 _NO_RESULT = {"I", "X", "N"}
+NOT_HL7 = gettext_lazy("This is not an HL7 v2 message: it must begin with an MSH segment such as “MSH|^~\\&|…”.")
 _WITHDRAWN = {"D", "W"}
 
 
@@ -209,10 +211,7 @@ def oru_read(text: str, *, local: tzinfo) -> OruRead:
     except Exception:  # noqa: BLE001 - python-hl7 raises several kinds for broken text; the MSH alone may do
         message, header = None, header_read(text)
     if header is None:
-        raise Hl7Refused(
-            _("This is not an HL7 v2 message: it must begin with an MSH segment such as “MSH|^~\\&|…”."),
-            location="MSH^1",
-        )
+        raise Hl7Refused(str(NOT_HL7), location="MSH^1")
     if header.message_type != "ORU":
         raise Hl7Refused(
             _("Only results are taken (ORU^R01); this message is “%(type)s”.")

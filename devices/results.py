@@ -34,6 +34,7 @@ from django.utils.translation import gettext as _
 from devices import hl7
 from devices.models import Device
 from devices.selectors import device_for_hl7_sender
+from devices.services import TOKEN_USE_RECORD_INTERVAL
 from diagnostics.labs import (
     Problem,
     ResultIn,
@@ -100,11 +101,10 @@ def hl7_receive(*, device: Device, data: bytes, peer: str = "") -> Hl7Answer:
         # At once when no transaction is open (a device's request). A resend of a message still queued
         # nudges again, in case the first nudge was lost; a failing cache leaves it to the sweep.
         transaction.on_commit(_nudge, robust=True)
-    if message.status != LabMessage.Status.QUEUED:
-        problems = [Problem(**error) for error in message.errors]  # stored: what storing found
-    else:
         first = read if new else hl7.oru_read(message.raw, local=_local(device.hospital))
         problems = first.problems + results_check(first.results)[1]
+    else:
+        problems = [Problem(**error) for error in message.errors]  # stored: what storing found
     code = "AE" if problems else "AA"
     ack = hl7.ack_build(header=read.header, code=code, errors=hl7.ack_errors(problems), control_id=f"MH{message.pk}")
     return Hl7Answer(ack, code, message.pk)
@@ -130,14 +130,16 @@ def mllp_receive(*, data: bytes, peer: str) -> Hl7Answer:
             detail=f"MLLP message from {peer} refused: HL7 sender {sender!r} is not an active device",
         )
         if header is None:
-            reason = _("This is not an HL7 v2 message: it must begin with an MSH segment such as “MSH|^~\\&|…”.")
-            return Hl7Answer(hl7.ack_build(header=None, code="AR", errors=[hl7.AckError("MSH^1", "100", reason)]), "AR")
+            error = hl7.AckError("MSH^1", "100", str(hl7.NOT_HL7))
+            return Hl7Answer(hl7.ack_build(header=None, code="AR", errors=[error]), "AR")
         reason = _(
             "No active device is registered as the HL7 sender “%(sender)s” (MSH-3^MSH-4). Register the analyser "
             "(or activate it) on the platform's device page with this sender."
         ) % {"sender": sender.rstrip("^")}
         return Hl7Answer(hl7.ack_build(header=header, code="AR", errors=[hl7.AckError("MSH^1^3", "207", reason)]), "AR")
-    Device.objects.filter(pk=device.pk).update(last_seen_at=timezone.now())
+    now = timezone.now()
+    if device.last_seen_at is None or now - device.last_seen_at >= TOKEN_USE_RECORD_INTERVAL:
+        Device.objects.filter(pk=device.pk).update(last_seen_at=now)  # at most once a minute, as for tokens
     return hl7_receive(device=device, data=data, peer=peer)
 
 

@@ -114,6 +114,13 @@ def test_an_empty_or_shapeless_body_is_refused(body: Any, send) -> None:  # type
     assert response.status_code == 400 and response.json()["code"] in ("invalid", "parse_error")
 
 
+def test_a_value_no_result_can_have_is_kept_but_answered_400(network_a: Network, send) -> None:  # type: ignore[no-untyped-def]
+    response = send({"patient": "TUL-1", "code": "GLU", "value": "1e12", "unit": "mmol/L", "observed_at": _taken()})
+    assert response.status_code == 400
+    assert "too large to be a result" in response.json()["errors"][0]["reason"]
+    assert LabMessage.objects.get().status == "rejected" and not Observation.objects.exists()
+
+
 def test_a_reading_without_a_test_says_how_to_name_one(send) -> None:  # type: ignore[no-untyped-def]
     response = send({"patient": "TUL-1", "value": "5.0", "observed_at": _taken()})
     assert response.status_code == 400
