@@ -198,7 +198,7 @@ def summary(timings: list[float]) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--base", default="http://127.0.0.1:8079")
+    parser.add_argument("--base", default="http://127.0.0.1:8076")
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--results", type=int, default=5, help="OBX per message")
     parser.add_argument("--concurrency", type=int, default=4)
