@@ -103,7 +103,7 @@ class OruRead:
 def text_of(data: bytes) -> str:
     """The message's text: UTF-8, or the character set MSH-18 names, or Windows-1251."""
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")  # a byte-order mark, which some Windows middleware adds, dropped
     except UnicodeDecodeError:
         pass
     head = data[: data.find(b"\r")] if b"\r" in data else data[:2000]

@@ -89,14 +89,12 @@ def hl7_receive(*, device: Device, data: bytes, peer: str = "") -> Hl7Answer:
         )
         error = hl7.AckError(location=refused.location, code=refused.code, text=refused.reason)
         return Hl7Answer(hl7.ack_build(header=refused.header, code="AR", errors=[error]), "AR")
-    message, new = lab_message_open(
-        hospital_id=device.hospital_id,
-        source=Source.HL7,
-        sender=device_sender(device),
-        control_id=read.header.control_id,
-        raw=text,
-        device_id=device.pk,
-    )
+    message, new = _hl7_message_open(device, read.header.control_id, text)
+    if not new and message.raw != text:
+        # Many analysers count their control ids from 1 again after a restart: another message under an id
+        # seen before is a message of its own (the same bytes again are the resend of the first).
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        message, new = _hl7_message_open(device, f"{read.header.control_id[:47]}~{digest}", text)
     if message.status == LabMessage.Status.QUEUED:
         # At once when no transaction is open (a device's request). A resend of a message still queued
         # nudges again, in case the first nudge was lost; a failing cache leaves it to the sweep.
@@ -108,6 +106,17 @@ def hl7_receive(*, device: Device, data: bytes, peer: str = "") -> Hl7Answer:
     code = "AE" if problems else "AA"
     ack = hl7.ack_build(header=read.header, code=code, errors=hl7.ack_errors(problems), control_id=f"MH{message.pk}")
     return Hl7Answer(ack, code, message.pk)
+
+
+def _hl7_message_open(device: Device, control_id: str, text: str) -> tuple[LabMessage, bool]:
+    return lab_message_open(
+        hospital_id=device.hospital_id,
+        source=Source.HL7,
+        sender=device_sender(device),
+        control_id=control_id,
+        raw=text,
+        device_id=device.pk,
+    )
 
 
 def mllp_receive(*, data: bytes, peer: str) -> Hl7Answer:

@@ -108,6 +108,17 @@ def test_the_same_message_twice_is_stored_once_and_answered_the_same(network_a: 
     assert LabMessage.objects.count() == 1 and Observation.objects.count() == 1
 
 
+def test_a_control_id_used_again_for_another_message_stores_that_message_too(network_a: Network, post) -> None:  # type: ignore[no-untyped-def]
+    """Many analysers count control ids from 1 again after a restart."""
+    patient = PatientFactory(hospital=network_a.regional)
+    before = post(oru(patient.record_number, GLUCOSE, control_id="1", ago=600))
+    after_restart = post(oru(patient.record_number, HBA1C, control_id="1", ago=5).encode("utf-8-sig"))
+
+    assert _ack(before)[:2] == _ack(after_restart)[:2] == ("AA", "1")
+    assert sorted(o.test.short_name for o in Observation.objects.all()) == ["GLU", "HbA1c"]
+    assert LabMessage.objects.count() == 2
+
+
 def test_mixed_good_and_bad_rows_store_the_good_and_answer_ae_naming_the_bad(network_a: Network, post) -> None:  # type: ignore[no-untyped-def]
     patient = PatientFactory(hospital=network_a.regional)
     body = oru(
