@@ -25,11 +25,12 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 run: $(VENV)/.installed
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py load_demo
-	@echo "M-Hospital: http://$(HOST):$(PORT)/  (Ctrl-C stops the server, the worker and the DICOM listener)"
+	@echo "M-Hospital: http://$(HOST):$(PORT)/  (Ctrl-C stops the server, the worker and the DICOM and MLLP listeners)"
 	@echo "DICOM C-STORE: AE title $(DICOM_LISTENER_AE_TITLE) at $(HOST):$(DICOM_LISTENER_PORT); demo device AE title TULA_US1"
 	@trap 'kill 0' INT TERM EXIT; \
 	$(VENV)/bin/celery --quiet -A mhospital worker --beat --concurrency 2 --loglevel INFO & \
 	$(PY) manage.py dicom_listen --host $(HOST) & \
+	$(PY) manage.py mllp_listen --host $(HOST) & \
 	$(VENV)/bin/uvicorn mhospital.asgi:application --host $(HOST) --port $(PORT) --proxy-headers --ws websockets-sansio
 
 test: $(VENV)/.installed-dev

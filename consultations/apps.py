@@ -7,9 +7,14 @@ class ConsultationsConfig(AppConfig):
     verbose_name = _("Consultations")
 
     def ready(self) -> None:
-        from consultations.events import study_changed_forward
+        from consultations.events import lab_changed_many_forward, study_changed_forward
         from consultations.selectors import patients_of_consultations
-        from diagnostics.events import lab_changed_signal, recording_changed_signal, study_changed_signal
+        from diagnostics.events import (
+            lab_changed_many_signal,
+            lab_changed_signal,
+            recording_changed_signal,
+            study_changed_signal,
+        )
         from hospitals.scoping import patient_grant_register
 
         # A consultation addressed to a hospital lets its specialists see that patient, and hear of their
@@ -18,3 +23,4 @@ class ConsultationsConfig(AppConfig):
         study_changed_signal.connect(study_changed_forward, dispatch_uid="consultations.study_changed_forward")
         recording_changed_signal.connect(study_changed_forward, dispatch_uid="consultations.recording_changed_forward")
         lab_changed_signal.connect(study_changed_forward, dispatch_uid="consultations.lab_changed_forward")
+        lab_changed_many_signal.connect(lab_changed_many_forward, dispatch_uid="consultations.lab_changed_many_forward")

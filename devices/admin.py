@@ -41,11 +41,12 @@ class DeviceAdmin(AuditedAdmin):
         "model_name",
         "location",
         "ae_title",
+        "hl7_sender",
         "active",
         "last_seen_at",
     )
     list_filter = ("active", "kind", "hospital")
-    search_fields = ("name", "ae_title", "serial", "vendor", "model_name", "location", "hospital__name")
+    search_fields = ("name", "ae_title", "hl7_sender", "serial", "vendor", "model_name", "location", "hospital__name")
     readonly_fields = ("created_at", "last_seen_at")
     fields = (
         "hospital",
@@ -56,6 +57,7 @@ class DeviceAdmin(AuditedAdmin):
         "serial",
         "location",
         "ae_title",
+        "hl7_sender",
         "active",
         "created_at",
         "last_seen_at",

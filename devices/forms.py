@@ -10,7 +10,7 @@ from devices.models import Device
 from hospitals.forms import validate_plain_text
 from hospitals.models import Hospital
 
-DETAIL_FIELDS = ["name", "kind", "vendor", "model_name", "serial", "location", "ae_title"]
+DETAIL_FIELDS = ["name", "kind", "vendor", "model_name", "serial", "location", "ae_title", "hl7_sender"]
 _TEXT_FIELDS = ("name", "vendor", "model_name", "serial", "location")
 
 
@@ -34,6 +34,18 @@ class DeviceForm(forms.ModelForm):
                 _("Another device already has this AE title; give each modality its own."), code="ae_title_taken"
             )
         return ae_title
+
+    def clean_hl7_sender(self) -> str:
+        hl7_sender: str = self.cleaned_data["hl7_sender"]
+        if hl7_sender and Device.objects.filter(hl7_sender=hl7_sender).exclude(pk=self.instance.pk).exists():
+            raise ValidationError(
+                _(
+                    "Another device already sends as this HL7 sender; add ^ and the facility (MSH-4) to tell "
+                    "them apart."
+                ),
+                code="hl7_sender_taken",
+            )
+        return hl7_sender
 
 
 class DeviceCreateForm(DeviceForm):

@@ -28,6 +28,24 @@ def validate_ae_title(value: str) -> None:
         )
 
 
+def validate_hl7_sender(value: str) -> None:
+    """MSH-3, optionally ^MSH-4: printable ASCII without the other HL7 delimiters."""
+    application, _caret, facility = value.partition("^")
+    if not application or len(value) > 60 or "^" in facility:
+        raise ValidationError(
+            _("Write the analyser's sending application (MSH-3), optionally followed by ^ and its facility (MSH-4)."),
+            code="hl7_sender_form",
+        )
+    if any(not (" " < char <= "~") or char in "|~\\&" for char in value):
+        raise ValidationError(
+            _(
+                "An HL7 sender uses only Latin letters, digits and punctuation other than | ~ \\ &, "
+                "e.g. BC5150^TULA_LAB."
+            ),
+            code="hl7_sender_characters",
+        )
+
+
 class Device(models.Model):
     class Kind(models.TextChoices):
         ULTRASOUND = "ultrasound", _("ultrasound scanner")
@@ -55,6 +73,18 @@ class Device(models.Model):
             "and their images are filed under this device's hospital."
         ),
     )
+    # How an analyser that speaks MLLP (no tokens) is recognised: MSH-3 or MSH-3^MSH-4 of its messages.
+    hl7_sender = models.CharField(
+        _("HL7 sender"),
+        max_length=60,
+        blank=True,
+        validators=[validate_hl7_sender],
+        help_text=_(
+            "For an analyser that sends HL7 over MLLP: its sending application (MSH-3), and ^ its facility "
+            "(MSH-4) when the application name alone is not unique, e.g. “BC5150^TULA_LAB”. Only active "
+            "devices may send, and their results are filed under this device's hospital."
+        ),
+    )
     vendor = models.CharField(_("vendor"), max_length=120, blank=True, help_text=_("e.g. “Mindray”."))
     model_name = models.CharField(_("model"), max_length=120, blank=True, help_text=_("e.g. “BC-5150”."))
     serial = models.CharField(_("serial number"), max_length=120, blank=True)
@@ -78,7 +108,13 @@ class Device(models.Model):
                 condition=~Q(ae_title=""),
                 name="device_ae_title_unique",
                 violation_error_message=_("Another device already has this AE title."),
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["hl7_sender"],
+                condition=~Q(hl7_sender=""),
+                name="device_hl7_sender_unique",
+                violation_error_message=_("Another device already has this HL7 sender."),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -23,6 +23,21 @@ def device_for_ae_title(*, ae_title: str) -> Device | None:
     )
 
 
+def device_for_hl7_sender(*, application: str, facility: str) -> Device | None:
+    """The device an MLLP message comes from, by its MSH-3 and MSH-4: the device registered as
+    "application^facility", else as "application" alone. Inactive devices and hospitals are nobody."""
+    if not application:
+        return None
+    names = [f"{application}^{facility}", application] if facility else [application]
+    found = {
+        device.hl7_sender: device
+        for device in Device.objects.filter(hl7_sender__in=names, active=True, hospital__is_active=True).select_related(
+            "hospital"
+        )
+    }
+    return next((found[name] for name in names if name in found), None)
+
+
 def devices_manageable(scope: Scope) -> QuerySet[Device]:
     """Hospital admins manage their own hospital's devices; platform admins every hospital's."""
     return hospital_assets_manageable(scope, Device.objects.select_related("hospital"))
@@ -45,6 +60,7 @@ def device_list(*, scope: Scope, query: str = "") -> QuerySet[Device]:
             | Q(serial__icontains=query)
             | Q(location__icontains=query)
             | Q(ae_title__icontains=query)
+            | Q(hl7_sender__icontains=query)
         )
     annotated = devices.annotate(
         active_tokens=Count("tokens", filter=Q(tokens__revoked_at__isnull=True)),

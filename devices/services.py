@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 # The registry.
 
-DEVICE_FIELDS = ("name", "kind", "vendor", "model_name", "serial", "location", "ae_title")
+DEVICE_FIELDS = ("name", "kind", "vendor", "model_name", "serial", "location", "ae_title", "hl7_sender")
 
 
 @transaction.atomic
@@ -47,6 +47,7 @@ def device_create(
     serial: str = "",
     location: str = "",
     ae_title: str = "",
+    hl7_sender: str = "",
     by: User,
     request: HttpRequest | None = None,
 ) -> Device:
@@ -61,6 +62,7 @@ def device_create(
         serial=serial,
         location=location,
         ae_title=ae_title,
+        hl7_sender=hl7_sender,
     )
     device.full_clean()
     device.save()
@@ -79,6 +81,7 @@ def device_update(
     serial: str = "",
     location: str = "",
     ae_title: str = "",
+    hl7_sender: str = "",
     by: User,
     request: HttpRequest | None = None,
 ) -> Device:
@@ -91,6 +94,7 @@ def device_update(
         "serial": serial,
         "location": location,
         "ae_title": ae_title,
+        "hl7_sender": hl7_sender,
     }
     changes = {
         field: (getattr(device, field), value) for field, value in new.items() if getattr(device, field) != value

@@ -12,4 +12,7 @@ urlpatterns = [
     path("devices/<int:pk>/activate/", views.device_activate, name="device_activate"),
     # The API devices call: a device token only (devices.auth).
     path("api/v1/device/heartbeat", api.DeviceHeartbeatView.as_view(), name="device_heartbeat"),
+    path("api/v1/device/hl7", api.Hl7View.as_view(), name="device_hl7"),
+    path("api/v1/device/readings", api.ReadingsView.as_view(), name="device_readings"),
+    path("api/v1/device/fhir/Observation", api.FhirObservationView.as_view(), name="device_fhir_observation"),
 ]

@@ -69,6 +69,8 @@ def recording_changed(recording_id: int) -> None:
 
 # Lab results. Sent with hospital_id, patient_id and payload, like study_changed_signal.
 lab_changed_signal = Signal()
+# The same for many patients at once (a worker's batch): sent with payloads, {patient_id: payload}.
+lab_changed_many_signal = Signal()
 
 
 def _hospital_send(hospital_id: int, payload: dict[str, object]) -> None:
@@ -77,13 +79,22 @@ def _hospital_send(hospital_id: int, payload: dict[str, object]) -> None:
         async_to_sync(layer.group_send)(hospital_group(hospital_id), {"type": "notify", "payload": payload})
 
 
-def lab_results_changed(*, hospital_id: int, patient_id: int) -> None:
-    """A patient has new or changed lab results: their pages reload the results table."""
+def lab_results_changed_many(*, hospital_id: int, patient_ids: list[int]) -> None:
+    """Patients have new or changed lab results: their pages reload the results table. One trip to the
+    channel layer for the hospital's group however many patients (a worker's batch)."""
     from diagnostics.models import Observation
 
-    payload = {"kind": "lab", "patient": patient_id}
-    _hospital_send(hospital_id, payload)
-    lab_changed_signal.send(sender=Observation, patient_id=patient_id, payload=payload)
+    payloads = [{"kind": "lab", "patient": patient_id} for patient_id in patient_ids]
+    layer = get_channel_layer()
+    if layer is not None and payloads:
+        group = hospital_group(hospital_id)
+
+        async def send_all() -> None:
+            for payload in payloads:
+                await layer.group_send(group, {"type": "notify", "payload": payload})
+
+        async_to_sync(send_all)()
+    lab_changed_many_signal.send(sender=Observation, payloads=dict(zip(patient_ids, payloads, strict=True)))
 
 
 def lab_review_changed(*, hospital_id: int) -> None:

@@ -9,11 +9,12 @@ named in the message's errors, and the rest of the message is stored regardless.
 """
 
 import hashlib
+import json
 import re
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
@@ -266,73 +267,124 @@ def _checked(result: ResultIn, now: datetime) -> Problem | None:
     return None
 
 
+def results_check(results: Iterable[ResultIn], *, now: datetime | None = None) -> tuple[list[ResultIn], list[Problem]]:
+    """The results that can be stored, and a problem for each that cannot (no test, no number, no time or one
+    in the future): the checks `lab_results_store` makes, for a way in that answers before it stores."""
+    now = now or timezone.now()
+    accepted: list[ResultIn] = []
+    problems: list[Problem] = []
+    for result in results:
+        problem = _checked(result, now)
+        if problem is None:
+            accepted.append(result)
+        else:
+            problems.append(problem)
+    return accepted, problems
+
+
 def lab_results_store(
     *, message: LabMessage, results: Iterable[ResultIn], problems: Iterable[Problem] = ()
 ) -> StoreReport:
     """Store a message's results (each once, however often the message is sent) and finish the message:
     its status, errors and count. `problems` are what the way in already refused (a segment it could not
     read). Critical results of a known patient raise an alert; events go out after the commit."""
+    (report,) = lab_results_store_many([(message, results, problems)])
+    return report
+
+
+def lab_results_store_many(
+    batch: Sequence[tuple[LabMessage, Iterable[ResultIn], Iterable[Problem]]],
+) -> list[StoreReport]:
+    """`lab_results_store` for several messages in one transaction, with the same few queries however many
+    there are (a worker draining an analyser's backlog): a report per message, in order. A result sent in
+    two messages of the batch is stored with the first."""
     now = timezone.now()
-    report = StoreReport(problems=list(problems))
     ref = reference()
-    accepted: list[ResultIn] = []
-    for result in results:
-        problem = _checked(result, now)
-        if problem is None:
-            accepted.append(result)
-        else:
-            report.problems.append(problem)
+    reports: list[StoreReport] = []
+    accepted: list[list[ResultIn]] = []
+    for _message, results, problems in batch:
+        report = StoreReport(problems=list(problems))
+        ok, refused = results_check(results, now=now)
+        report.problems.extend(refused)
+        reports.append(report)
+        accepted.append(ok)
     with transaction.atomic():
-        patients = _patients_of(message.hospital_id, accepted)
-        candidates: dict[str, Observation] = {}
-        for result in accepted:
-            patient = result.patient or patients.get(result.record_number.strip().upper())
-            test = ref.test_for(result)
-            assert result.observed_at is not None
-            key = _key(
-                message.sender,
-                str(result.patient.pk) if result.patient else result.record_number.strip(),
-                test.loinc if test else (result.code or result.name),
-                result.observed_at,
-            )
-            observation = Observation(
-                hospital_id=message.hospital_id,
-                patient=patient,
-                message=message,
-                test=test,
-                record_number=(patient.record_number if patient else result.record_number.strip())[:40],
-                code_sent=result.code[:40],
-                name_sent=result.name[:120],
-                value_sent=result.value.strip()[:64],
-                unit_sent=result.unit.strip()[:24],
-                range_sent=result.range.strip()[:60],
-                flag_sent=result.flag.strip()[:8],
-                observed_at=result.observed_at,
-                key=key,
-            )
-            observation_understand(observation, ref)
-            if key in candidates:
-                report.duplicates += 1  # the same result twice in one message
-            candidates[key] = observation
-        report.stored = _insert(message.hospital_id, candidates, report)
+        by_hospital: dict[int, list[ResultIn]] = defaultdict(list)
+        for (message, _results, _problems), ok in zip(batch, accepted, strict=True):
+            by_hospital[message.hospital_id].extend(ok)
+        patients = {hospital_id: _patients_of(hospital_id, rows) for hospital_id, rows in by_hospital.items()}
+        candidates: dict[tuple[int, str], tuple[int, Observation]] = {}  # (hospital, key) -> (message, result)
+        for index, ((message, _results, _problems), ok) in enumerate(zip(batch, accepted, strict=True)):
+            own: dict[str, Observation] = {}
+            for result in ok:
+                observation = _observation(message, result, patients[message.hospital_id], ref)
+                if observation.key in own:
+                    reports[index].duplicates += 1  # the same result twice in one message
+                own[observation.key] = observation
+            for key, observation in own.items():
+                if (message.hospital_id, key) in candidates:
+                    reports[index].duplicates += 1  # sent in an earlier message of the batch too
+                else:
+                    candidates[(message.hospital_id, key)] = (index, observation)
+        stored = _insert(candidates, reports)
         alerts = LabAlert.objects.bulk_create(
-            LabAlert(observation=observation, hospital_id=message.hospital_id, patient_id=observation.patient_id)
-            for observation in report.stored
+            LabAlert(observation=observation, hospital_id=observation.hospital_id, patient_id=observation.patient_id)
+            for observation in stored
             if observation.is_critical and observation.patient_id is not None
         )
-        message.status = (
-            LabMessage.Status.DONE
-            if not report.problems
-            else LabMessage.Status.PARTIAL
-            if report.stored or report.duplicates
-            else LabMessage.Status.REJECTED
-        )
-        message.errors = [problem.as_json() for problem in report.problems]
-        message.stored, message.processed_at = len(report.stored), now
-        message.save(update_fields=["status", "errors", "stored", "processed_at"])
-        _audit(message, report)
-        _announce(message.hospital_id, report.stored, alerts)
-    return report
+        for (message, _results, _problems), report in zip(batch, reports, strict=True):
+            message.status = (
+                LabMessage.Status.DONE
+                if not report.problems
+                else LabMessage.Status.PARTIAL
+                if report.stored or report.duplicates
+                else LabMessage.Status.REJECTED
+            )
+            message.errors = [problem.as_json() for problem in report.problems]
+            message.stored, message.processed_at = len(report.stored), now
+        messages = [message for message, _results, _problems in batch]
+        # One UPDATE per outcome rather than bulk_update's CASE per row: in a batch most outcomes are alike.
+        outcomes: dict[tuple[str, str, int], list[int]] = defaultdict(list)
+        for message in messages:
+            outcomes[(message.status, json.dumps(message.errors), message.stored)].append(message.pk)
+        for (status, errors, count), pks in outcomes.items():
+            LabMessage.objects.filter(pk__in=pks).update(
+                status=status, errors=json.loads(errors), stored=count, processed_at=now
+            )
+        with audit_batch():
+            for message, report in zip(messages, reports, strict=True):
+                _audit(message, report)
+        _announce(stored, alerts)
+    return reports
+
+
+def _observation(message: LabMessage, result: ResultIn, patients: dict[str, Patient], ref: Reference) -> Observation:
+    patient = result.patient or patients.get(result.record_number.strip().upper())
+    test = ref.test_for(result)
+    assert result.observed_at is not None
+    key = _key(
+        message.sender,
+        str(result.patient.pk) if result.patient else result.record_number.strip(),
+        test.loinc if test else (result.code or result.name),
+        result.observed_at,
+    )
+    observation = Observation(
+        hospital_id=message.hospital_id,
+        patient=patient,
+        message=message,
+        test=test,
+        record_number=(patient.record_number if patient else result.record_number.strip())[:40],
+        code_sent=result.code[:40],
+        name_sent=result.name[:120],
+        value_sent=result.value.strip()[:64],
+        unit_sent=result.unit.strip()[:24],
+        range_sent=result.range.strip()[:60],
+        flag_sent=result.flag.strip()[:8],
+        observed_at=result.observed_at,
+        key=key,
+    )
+    observation_understand(observation, ref)
+    return observation
 
 
 def _patients_of(hospital_id: int, results: list[ResultIn]) -> dict[str, Patient]:
@@ -344,20 +396,33 @@ def _patients_of(hospital_id: int, results: list[ResultIn]) -> dict[str, Patient
     return {patient.record: patient for patient in found}
 
 
-def _insert(hospital_id: int, candidates: dict[str, Observation], report: StoreReport) -> list[Observation]:
-    """Insert the results not stored before; a result that a parallel copy of the message stored in the
-    meantime is counted as a duplicate, not an error."""
+def _insert(
+    candidates: dict[tuple[int, str], tuple[int, Observation]], reports: list[StoreReport]
+) -> list[Observation]:
+    """Insert the results not stored before, and give each message's report its own; a result that a
+    parallel copy of a message stored in the meantime is counted as a duplicate, not an error."""
+    keys: dict[int, list[str]] = defaultdict(list)
+    for hospital_id, key in candidates:
+        keys[hospital_id].append(key)
     for _attempt in range(3):
-        known = set(
-            Observation.objects.filter(hospital_id=hospital_id, key__in=list(candidates)).values_list("key", flat=True)
-        )
-        fresh = [observation for key, observation in candidates.items() if key not in known]
+        known: set[tuple[int, str]] = set()
+        for hospital_id, hospital_keys in keys.items():
+            known.update(
+                (hospital_id, key)
+                for key in Observation.objects.filter(hospital_id=hospital_id, key__in=hospital_keys).values_list(
+                    "key", flat=True
+                )
+            )
+        fresh = [pair for place, pair in candidates.items() if place not in known]
         try:
             with transaction.atomic():
-                stored = Observation.objects.bulk_create(fresh)
+                stored = Observation.objects.bulk_create([observation for _index, observation in fresh])
         except IntegrityError:
             continue
-        report.duplicates += len(candidates) - len(fresh)
+        for place in known:
+            reports[candidates[place][0]].duplicates += 1
+        for index, observation in fresh:
+            reports[index].stored.append(observation)
         return stored
     raise IntegrityError("lab results kept colliding with a parallel copy of the same message")
 
@@ -397,15 +462,21 @@ def _audit(message: LabMessage, report: StoreReport) -> None:
             )
 
 
-def _announce(hospital_id: int, stored: list[Observation], alerts: list[LabAlert]) -> None:
-    patients = {observation.patient_id for observation in stored if observation.patient_id is not None}
-    review = any(observation.review for observation in stored)
+def _announce(stored: list[Observation], alerts: list[LabAlert]) -> None:
+    """After the commit: each patient's pages, each hospital's review queue, each alert, in one go."""
+    patients: dict[int, set[int]] = defaultdict(set)
+    review: set[int] = set()
+    for observation in stored:
+        if observation.patient_id is not None:
+            patients[observation.hospital_id].add(observation.patient_id)
+        if observation.review:
+            review.add(observation.hospital_id)
     alert_ids = [alert.pk for alert in alerts]
 
     def send() -> None:
-        for patient_id in patients:
-            events.lab_results_changed(hospital_id=hospital_id, patient_id=patient_id)
-        if review:
+        for hospital_id, patient_ids in patients.items():
+            events.lab_results_changed_many(hospital_id=hospital_id, patient_ids=sorted(patient_ids))
+        for hospital_id in review:
             events.lab_review_changed(hospital_id=hospital_id)
         for alert_id in alert_ids:
             events.lab_alert_raised(alert_id)
@@ -449,7 +520,7 @@ def observation_patient_assign(*, observation: Observation, patient: Patient, by
         patient_id=patient.pk,
         detail=_("Lab result assigned to record %(record)s") % {"record": patient.record_number},
     )
-    _announce(observation.hospital_id, [observation], alerts)
+    _announce([observation], alerts)
     transaction.on_commit(lambda: events.lab_review_changed(hospital_id=observation.hospital_id), robust=True)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -61,10 +61,15 @@ class IdleTimeoutMiddleware:
         return self.get_response(request)
 
 
+DEVICE_API = "/api/v1/device/"
+
+
 def body_limit_for(path: str) -> int:
     """The most bytes a request to `path` may carry: DICOMweb stores take whole studies in one request."""
     if path.startswith("/dicom-web/"):
         return int(settings.DICOMWEB_MAX_REQUEST_BYTES)
+    if path.startswith(DEVICE_API):
+        return int(settings.DEVICE_MAX_REQUEST_BYTES)
     return int(settings.MAX_REQUEST_BYTES)
 
 
@@ -90,6 +95,13 @@ class UploadLimitMiddleware:
             object_type="upload",
             detail=f"{request.method} {request.path[:200]}: {length} bytes refused",
         )
+        if request.path.startswith(DEVICE_API):
+            # A device reads JSON, not a page.
+            detail = _(
+                "The request is %(size)s bytes; a device may send at most %(limit)s bytes at once. Send fewer "
+                "results per request."
+            ) % {"size": length, "limit": limit}
+            return JsonResponse({"code": "too_large", "detail": detail}, status=413)
         message = _("The upload is %(size)s MB; the limit is %(limit)s MB. Send a smaller file.") % {
             "size": length // 2**20,
             "limit": limit // 2**20,

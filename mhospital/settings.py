@@ -186,6 +186,7 @@ CELERY_BEAT_SCHEDULE = {
     "imaging-requeue-stuck": {"task": "diagnostics.tasks.instances_requeue_stuck", "schedule": 300.0},
     "imaging-uploads-sweep": {"task": "diagnostics.tasks.uploads_sweep", "schedule": 600.0},
     "recordings-requeue-stuck": {"task": "diagnostics.tasks.recordings_requeue_stuck", "schedule": 300.0},
+    "lab-hl7-requeue-stuck": {"task": "devices.tasks.hl7_messages_requeue_stuck", "schedule": 120.0},
 }
 
 # Imaging.
@@ -222,6 +223,20 @@ RECORDING_MAX_ATTEMPTS = env.int("RECORDING_MAX_ATTEMPTS", default=3)
 # Lab results imported from a CSV file in the browser (diagnostics/lab_import.py): larger files are split.
 LAB_IMPORT_MAX_BYTES = env.int("LAB_IMPORT_MAX_BYTES", default=5 * 2**20)
 LAB_IMPORT_MAX_ROWS = env.int("LAB_IMPORT_MAX_ROWS", default=5000)
+# An HL7 message queued longer than this (minutes): the periodic sweep queues it again.
+LAB_STUCK_MINUTES = env.int("LAB_STUCK_MINUTES", default=5)
+# What a device may send in one request (/api/v1/device/...) or one MLLP frame: results, not files.
+DEVICE_MAX_REQUEST_BYTES = env.int("DEVICE_MAX_REQUEST_BYTES", default=2**20)
+# Readings in one JSON request; FHIR Observations in one Bundle.
+DEVICE_MAX_READINGS = env.int("DEVICE_MAX_READINGS", default=1000)
+
+# The MLLP listener (`manage.py mllp_listen`) for analysers that send HL7 v2 over TCP. Only active devices
+# registered with the message's HL7 sender (MSH-3^MSH-4) are taken. 0.0.0.0 listens on every interface.
+MLLP_LISTENER_HOST = env.str("MLLP_LISTENER_HOST", default="127.0.0.1")
+MLLP_LISTENER_PORT = env.int("MLLP_LISTENER_PORT", default=2575)
+# Seconds of silence after which a connection is closed; messages stored at once (threads).
+MLLP_LISTENER_IDLE_TIMEOUT = env.int("MLLP_LISTENER_IDLE_TIMEOUT", default=300)
+MLLP_LISTENER_THREADS = env.int("MLLP_LISTENER_THREADS", default=8)
 
 # The DICOM C-STORE listener (`manage.py dicom_listen`): modalities send to this AE title, host and port.
 # Only active devices' AE titles may connect (devices.Device). 0.0.0.0 listens on every interface.

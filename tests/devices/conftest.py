@@ -37,3 +37,7 @@ def kostroma_device(network_b: Network) -> Device:
 def token_for(device: Device, by: User) -> tuple[DeviceToken, str]:
     """A token issued for the device as its admin would: the row and the token itself."""
     return services.device_token_issue(device=device, by=by)
+
+
+# A real Celery worker process, as the imaging pipeline tests start one (tests/diagnostics/conftest.py).
+from tests.diagnostics.conftest import celery_worker  # noqa: E402, F401

@@ -86,6 +86,9 @@ MATRIX: dict[str, Route] = {
     "devices/<int:pk>/activate/": Route("/devices/{pk}/activate/", STAFF_ACTION, "POST", "device"),
     # A device's own API: a device token only (tests/devices/test_device_api.py); no person gets in.
     "api/v1/device/heartbeat": Route("/api/v1/device/heartbeat", _everyone(401, anonymous=401), "POST"),
+    "api/v1/device/hl7": Route("/api/v1/device/hl7", _everyone(401, anonymous=401), "POST"),
+    "api/v1/device/readings": Route("/api/v1/device/readings", _everyone(401, anonymous=401), "POST"),
+    "api/v1/device/fhir/Observation": Route("/api/v1/device/fhir/Observation", _everyone(401, anonymous=401), "POST"),
     "notifications/": Route("/notifications/", _everyone(200)),  # one's own, whoever one is
     "notifications/read/": Route("/notifications/read/", _everyone(302), "POST"),
     # Patients: their hospital's clinicians and specialists; admins manage people, not patients.

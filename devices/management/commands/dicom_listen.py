@@ -1,6 +1,3 @@
-import signal
-import threading
-from types import FrameType
 from typing import Any
 
 from django.conf import settings
@@ -8,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from devices.dicom_listener import listener_start, listener_stop
+from devices.management.commands._listening import allowed_list, run_until_stopped
 from devices.models import Device, validate_ae_title
 
 
@@ -35,34 +33,20 @@ class Command(BaseCommand):
             validate_ae_title(ae_title)
         except ValidationError as exc:
             raise CommandError(f"The listener's AE title {ae_title!r} is not valid: {' '.join(exc.messages)}") from None
-        devices = Device.objects.filter(active=True, hospital__is_active=True).exclude(ae_title="")
-        allowed = [f"{d.ae_title} ({d.hospital})" for d in devices.select_related("hospital")[:21]]
-        if len(allowed) > 20:
-            allowed[20:] = ["..."]
+        allowed = allowed_list(
+            Device.objects.filter(active=True, hospital__is_active=True).exclude(ae_title=""), "ae_title"
+        )
         try:
             server = listener_start(host=host, port=port, ae_title=ae_title)
         except OSError as exc:
             raise CommandError(f"Cannot listen on {host}:{port}: {exc}") from None
-
-        stop = threading.Event()
-
-        def request_stop(signum: int, frame: FrameType | None) -> None:
-            stop.set()
-
-        previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         bound_host, bound_port = server.server_address[:2]
-        whom = f"Allowed to send: {', '.join(allowed)}." if allowed else "No device may send yet: add one in the admin."
-        self.stdout.write(
-            f"DICOM C-STORE listener: AE title {ae_title} on {bound_host}:{bound_port}. {whom} Ctrl-C stops it."
+        whom = f"Allowed to send: {allowed}." if allowed else "No device may send yet: add one in the admin."
+        run_until_stopped(
+            self.stdout,
+            started=f"DICOM C-STORE listener: AE title {ae_title} on {bound_host}:{bound_port}. {whom} "
+            "Ctrl-C stops it.",
+            stopping=f"DICOM listener stopping: open associations get up to {options['grace']:g} s.",
+            stop=lambda: listener_stop(server, grace=options["grace"]),
         )
-        self.stdout.flush()
-        try:
-            while not stop.wait(timeout=1.0):
-                pass
-            self.stdout.write(f"DICOM listener stopping: open associations get up to {options['grace']:g} s.")
-            self.stdout.flush()
-            listener_stop(server, grace=options["grace"])
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
         self.stdout.write("DICOM listener stopped.")

@@ -1,0 +1,264 @@
+"""An analyser posts HL7 v2 ORU^R01 messages with its token: results are stored under its hospital with flags,
+a critical one raises an alert, and every message gets an HL7 ACK that says what became of it."""
+
+import datetime
+from collections.abc import Callable
+from decimal import Decimal
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from devices import results
+from devices.hl7 import CONTENT_TYPE, ack_read
+from devices.models import Device
+from diagnostics.models import LabAlert, LabMessage, Observation
+from hospitals.models import AuditEntry, User
+from patients.models import Patient
+from tests.conftest import Network, PatientFactory
+from tests.devices.conftest import token_for
+
+pytestmark = [pytest.mark.usefixtures("lab_reference")]
+
+URL = "/api/v1/device/hl7"
+
+
+def hl7_time(minutes_ago: int = 30) -> str:
+    return (timezone.localtime() - datetime.timedelta(minutes=minutes_ago)).strftime("%Y%m%d%H%M%S%z")
+
+
+def oru(
+    record: str, *obx: str, control_id: str = "MSG-1", kind: str = "ORU^R01^ORU_R01", newline: str = "\r", ago: int = 30
+) -> str:
+    """An ORU^R01 as an analyser writes it, taken `ago` minutes ago; each OBX given without its set id."""
+    taken = hl7_time(ago)
+    lines = [
+        f"MSH|^~\\&|BC5150|TULA_LAB|MHOSPITAL|MH|{taken}||{kind}|{control_id}|P|2.5.1",
+        f"PID|1||{record}^^^TULA^MR||Ivanov^Ivan",
+        f"OBR|1||S-1|24323-8^Metabolic panel^LN|||{taken}",
+        *(f"OBX|{n}|{row}" for n, row in enumerate(obx, start=1)),
+    ]
+    return newline.join(lines) + newline
+
+
+GLUCOSE = "NM|2345-7^Glucose^LN||7.9|mmol/L|3.9-6.1|H|||F"
+HBA1C = "NM|4548-4^HbA1c^LN||5.1|%|4.0-6.0|N|||F"
+POTASSIUM_LOW = "NM|2823-3^Potassium^LN||3.1|mmol/L|3.5-5.1|L|||F"
+TROPONIN = "NM|10839-9^Troponin I^LN||0.45|ng/mL|<0.04|HH|||F"
+
+
+@pytest.fixture
+def post(analyser: Device, tula_admin: User, django_capture_on_commit_callbacks) -> Callable[..., object]:  # type: ignore[no-untyped-def]
+    """Post a message as the analyser, running what the commit queues (the worker's task, in eager mode)."""
+    _, plain = token_for(analyser, tula_admin)
+
+    def send(body: str | bytes, content_type: str = CONTENT_TYPE, token: str | None = plain) -> object:
+        headers = {"HTTP_AUTHORIZATION": f"Device {token}"} if token else {}
+        with django_capture_on_commit_callbacks(execute=True):
+            return Client().post(URL, body, content_type=content_type, **headers)
+
+    return send
+
+
+def _ack(response: object) -> tuple[str, str, list[str]]:
+    assert response["Content-Type"].startswith(CONTENT_TYPE)  # type: ignore[index]
+    return ack_read(response.content.decode())  # type: ignore[attr-defined]
+
+
+def test_an_oru_with_several_results_is_stored_with_flags_and_answered_aa(network_a: Network, post) -> None:  # type: ignore[no-untyped-def]
+    patient = PatientFactory(hospital=network_a.regional, sex="male", birth_date=datetime.date(1970, 1, 1))
+    response = post(oru(patient.record_number, GLUCOSE, HBA1C, POTASSIUM_LOW))
+
+    assert response.status_code == 200
+    assert _ack(response) == ("AA", "MSG-1", [])
+    ack = response.content.decode()
+    assert ack.startswith("MSH|^~\\&|MHOSPITAL|MH|BC5150|TULA_LAB|")  # sender and receiver swapped
+    observations = {o.test.short_name: o for o in Observation.objects.select_related("test")}
+    assert {name: o.flag for name, o in observations.items()} == {"GLU": "high", "HbA1c": "normal", "K": "low"}
+    assert all(o.patient == patient and o.hospital == network_a.regional for o in observations.values())
+    assert observations["GLU"].value == Decimal("7.9") and observations["GLU"].unit == "mmol/L"
+    message = LabMessage.objects.get()
+    assert (message.source, message.status, message.stored) == ("hl7", "done", 3)
+    assert message.raw.startswith("MSH|") and "OBX|3|" in message.raw  # kept as it came
+    assert AuditEntry.objects.filter(object_type="diagnostics.labmessage", patient_id=str(patient.pk)).exists()
+
+
+def test_segments_may_end_with_newlines_and_the_body_be_text_plain(network_a: Network, post) -> None:  # type: ignore[no-untyped-def]
+    patient = PatientFactory(hospital=network_a.regional)
+    response = post(oru(patient.record_number, GLUCOSE, newline="\r\n"), content_type="text/plain")
+    assert _ack(response)[0] == "AA" and Observation.objects.get().patient == patient
+
+
+def test_a_critical_troponin_raises_an_alert(network_a: Network, post) -> None:  # type: ignore[no-untyped-def]
+    patient = PatientFactory(hospital=network_a.regional)
+    response = post(oru(patient.record_number, TROPONIN))
+    assert _ack(response)[0] == "AA"
+    alert = LabAlert.objects.get()
+    assert alert.patient == patient and alert.observation.flag == "critical_high"
+
+
+def test_the_same_message_twice_is_stored_once_and_answered_the_same(network_a: Network, post) -> None:  # type: ignore[no-untyped-def]
+    patient = PatientFactory(hospital=network_a.regional)
+    body = oru(patient.record_number, GLUCOSE, "NM|2345-7^Glucose^LN||high|mmol/L|||||F", control_id="DUP-7")
+    first, second = post(body), post(body)
+
+    assert first.status_code == second.status_code == 200
+    assert _ack(first) == _ack(second)
+    assert _ack(first)[:2] == ("AE", "DUP-7")
+    assert LabMessage.objects.count() == 1 and Observation.objects.count() == 1
+
+
+def test_a_control_id_used_again_for_another_message_stores_that_message_too(network_a: Network, post) -> None:  # type: ignore[no-untyped-def]
+    """Many analysers count control ids from 1 again after a restart."""
+    patient = PatientFactory(hospital=network_a.regional)
+    before = post(oru(patient.record_number, GLUCOSE, control_id="1", ago=600))
+    after_restart = post(oru(patient.record_number, HBA1C, control_id="1", ago=5).encode("utf-8-sig"))
+
+    assert _ack(before)[:2] == _ack(after_restart)[:2] == ("AA", "1")
+    assert sorted(o.test.short_name for o in Observation.objects.all()) == ["GLU", "HbA1c"]
+    assert LabMessage.objects.count() == 2
+
+
+def test_mixed_good_and_bad_rows_store_the_good_and_answer_ae_naming_the_bad(network_a: Network, post) -> None:  # type: ignore[no-untyped-def]
+    patient = PatientFactory(hospital=network_a.regional)
+    body = oru(
+        patient.record_number,
+        GLUCOSE,
+        "NM|2823-3^Potassium^LN||see comment|mmol/L|||||F",
+        "NM|2951-2^Sodium^LN||140|mmol/L|||||F|||2025x",
+        "NM|2345-7^Glucose^LN||6.0|mmol/L|||||D",  # a device may not withdraw a result
+        "NM|2345-7^Glucose^LN|||mmol/L|||||X",  # could not be obtained: nothing to store, nothing wrong
+    )
+    response = post(body)
+
+    code, control_id, errors = _ack(response)
+    assert response.status_code == 200 and (code, control_id) == ("AE", "MSG-1")
+    assert len(errors) == 3
+    assert "“see comment” of Potassium is not a number" in errors[0]
+    assert "“2025x”" in errors[1] and "not an HL7 time" in errors[1]
+    assert "cannot withdraw or delete a result" in errors[2]
+    ack = response.content.decode()
+    assert "ERR|OBX^2^5^102&Data type error&HL70357|OBX^2^5|102^Data type error^HL70357|E||||The value “see" in ack
+    assert [o.test.short_name for o in Observation.objects.all()] == ["GLU"]
+    message = LabMessage.objects.get()
+    assert message.status == "partial" and [e["where"] for e in message.errors] == ["OBX 3", "OBX 4", "OBX 2"]
+
+
+@pytest.mark.parametrize(
+    ("body", "sentence"),
+    [
+        ("", "The message is empty"),
+        ("hello, analyser here", "must begin with an MSH segment"),
+        ("MSH|^~\\&|BC5150|TULA_LAB|MH|MH|20261128||ADT^A01|A-1|P|2.5\rPID|1||X", "Only results are taken (ORU^R01)"),
+        ("MSH|^~\\&|BC5150|TULA_LAB|MH|MH|20261128||ORU^R01||P|2.5\rOBX|1|NM|GLU||5|mmol/L", "no control id"),
+        ("MSH|^~\\&|BC5150|TULA_LAB|MH|MH|20261128||ORU^R01|N-1|P|2.5\rPID|1||X", "no results"),
+    ],
+)
+def test_what_is_not_a_readable_oru_is_refused_ar_with_400(body: str, sentence: str, analyser: Device, post) -> None:  # type: ignore[no-untyped-def]
+    response = post(body)
+    assert response.status_code == 400
+    code, _control_id, errors = _ack(response)
+    assert code == "AR" and sentence in errors[0]
+    assert not LabMessage.objects.exists()
+    entry = AuditEntry.objects.get(outcome="invalid", object_type="devices.device")
+    assert entry.object_id == str(analyser.pk) and "refused" in entry.detail
+
+
+def test_the_ack_of_a_refused_message_names_its_control_id(post) -> None:  # type: ignore[no-untyped-def]
+    response = post(oru("TUL-1", GLUCOSE, kind="ORU^R30", control_id="R30-1"))
+    assert _ack(response)[:2] == ("AR", "R30-1")
+
+
+@pytest.mark.parametrize("token", [None, "mhd_0123456789ab_" + "A" * 43])
+def test_without_a_valid_token_nothing_is_taken(token: str | None, post) -> None:  # type: ignore[no-untyped-def]
+    response = Client().post(
+        URL,
+        oru("TUL-1", GLUCOSE),
+        content_type=CONTENT_TYPE,
+        **({"HTTP_AUTHORIZATION": f"Device {token}"} if token else {}),
+    )
+    assert response.status_code == 401
+    assert not LabMessage.objects.exists()
+
+
+def test_a_patient_of_another_hospital_is_not_matched_and_waits_for_review(  # type: ignore[no-untyped-def]
+    network_a: Network, network_b: Network, post
+) -> None:
+    stranger = PatientFactory(hospital=network_b.regional, record_number="KOS-0001")
+    response = post(oru(stranger.record_number, TROPONIN))
+
+    assert _ack(response)[0] == "AA"
+    observation = Observation.objects.get()
+    assert observation.patient is None and observation.review == Observation.Review.PATIENT
+    assert observation.hospital == network_a.regional and observation.record_number == "KOS-0001"
+    assert not LabAlert.objects.exists()  # no alert for a patient nobody has matched
+    assert not Patient.objects.get(pk=stranger.pk).observations.exists()
+
+
+def test_an_oversized_body_is_refused_413(post) -> None:  # type: ignore[no-untyped-def]
+    response = post(oru("TUL-1", *[GLUCOSE] * 20000))
+    assert response.status_code == 413
+    assert response.json()["code"] == "too_large" and "at most 1048576 bytes" in response.json()["detail"]
+
+
+def test_a_message_left_queued_is_drained_by_the_sweep(network_a: Network, analyser: Device, settings) -> None:  # type: ignore[no-untyped-def]
+    patient = PatientFactory(hospital=network_a.regional)
+    answer = results.hl7_receive(device=analyser, data=oru(patient.record_number, GLUCOSE).encode())  # task lost
+    assert answer.code == "AA" and LabMessage.objects.get().status == "queued"
+
+    settings.LAB_STUCK_MINUTES = 0
+    assert results.hl7_messages_requeue_stuck() == 1  # the drain runs eagerly here
+
+    message = LabMessage.objects.get()
+    assert message.status == "done" and Observation.objects.get().patient == patient
+    assert results.hl7_messages_requeue_stuck() == 0
+    assert results.hl7_messages_drain() == 0  # run again: nothing stored twice
+    assert Observation.objects.count() == 1
+
+
+def test_a_backlog_is_drained_in_batches_with_the_same_outcome_as_one_by_one(  # type: ignore[no-untyped-def]
+    network_a: Network, analyser: Device, django_assert_max_num_queries
+) -> None:
+    patients = [PatientFactory(hospital=network_a.regional) for _ in range(3)]
+    bodies = [oru(patients[n % 3].record_number, GLUCOSE, HBA1C, control_id=f"B-{n}", ago=30 + n) for n in range(30)]
+    bodies.append(oru(patients[0].record_number, TROPONIN, "NM|2823-3^K^LN||bad|mmol/L|||||F", control_id="B-X"))
+    bodies.append(bodies[0].replace("B-0", "B-0-again"))  # the same results in another message
+    for body in bodies:
+        results.hl7_receive(device=analyser, data=body.encode())  # queued, no worker yet
+
+    with django_assert_max_num_queries(30):  # a few queries for the batch, not a few per message
+        assert results.hl7_messages_drain(limit=100) == 32
+
+    assert Observation.objects.count() == 30 * 2 + 1
+    statuses = dict(LabMessage.objects.values_list("control_id", "status"))
+    assert statuses["B-X"] == "partial" and statuses["B-0-again"] == "done" and statuses["B-7"] == "done"
+    assert LabMessage.objects.get(control_id="B-0-again").stored == 0
+    assert LabMessage.objects.get(control_id="B-7").stored == 2
+    assert LabAlert.objects.get().patient == patients[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_drains_what_the_endpoint_accepted(
+    network_a: Network, analyser: Device, tula_admin: User, celery_worker
+) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from django.core.cache import cache
+
+    cache.delete(results.DRAIN_PENDING)  # no nudge left over from an earlier run
+    patient = PatientFactory(hospital=network_a.regional)
+    _, plain = token_for(analyser, tula_admin)
+    response = Client().post(
+        URL,
+        oru(patient.record_number, GLUCOSE, TROPONIN),
+        content_type=CONTENT_TYPE,
+        HTTP_AUTHORIZATION=f"Device {plain}",
+    )
+    assert _ack(response)[0] == "AA"  # answered before it is stored
+
+    deadline = time.monotonic() + 60
+    while LabMessage.objects.get().status == "queued":
+        assert time.monotonic() < deadline, "the worker did not store the message within 60 s"
+        time.sleep(0.05)
+    assert LabMessage.objects.get().status == "done" and Observation.objects.filter(patient=patient).count() == 2
+    assert LabAlert.objects.get().patient == patient
