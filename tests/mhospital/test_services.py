@@ -1,6 +1,7 @@
 """With DATABASE_URL and REDIS_URL set (CI), the suite really runs on PostgreSQL and Redis."""
 
 import os
+import threading
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -41,3 +42,27 @@ def test_cache_channel_layer_and_broker_are_redis() -> None:
         return message
 
     assert async_to_sync(cross)()["text"] == "hello from another process"
+
+
+@pytest.mark.needs_redis
+def test_requests_share_the_processs_redis_connections(client) -> None:  # type: ignore[no-untyped-def]
+    """Under ASGI each request runs in a thread of its own; its cache (sessions, rate limits) must not open
+    a connection to Redis of its own each time, or a busy server spends its time connecting."""
+    need("Redis (REDIS_URL)", bool(os.environ.get("REDIS_URL")))
+    import redis
+
+    from django.core.cache import caches
+
+    def connections_made() -> int:
+        return int(redis.Redis.from_url(settings.REDIS_URL).info("stats")["total_connections_received"])
+
+    def one_request() -> None:
+        assert caches["default"].get("mhospital:absent") is None  # a new thread: a new cache object
+
+    one_request()
+    before = connections_made()
+    for _ in range(20):
+        thread = threading.Thread(target=one_request)
+        thread.start()
+        thread.join()
+    assert connections_made() - before <= 2  # the counting ones
