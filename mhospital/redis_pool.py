@@ -13,14 +13,14 @@ import redis
 
 
 class SharedConnectionPool(redis.ConnectionPool):
-    _pools: ClassVar[dict[tuple[str, str], "SharedConnectionPool"]] = {}
-    _lock: ClassVar[threading.Lock] = threading.Lock()
+    _shared: ClassVar[dict[tuple[str, str], "SharedConnectionPool"]] = {}
+    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> "SharedConnectionPool":
         key = (url, repr(sorted(kwargs.items())))
-        with cls._lock:
-            pool = cls._pools.get(key)
+        with cls._shared_lock:
+            pool = cls._shared.get(key)
             if pool is None:
-                pool = cls._pools[key] = super().from_url(url, **kwargs)
+                pool = cls._shared[key] = super().from_url(url, **kwargs)
             return pool

@@ -50,7 +50,6 @@ def test_requests_share_the_processs_redis_connections(client) -> None:  # type:
     a connection to Redis of its own each time, or a busy server spends its time connecting."""
     need("Redis (REDIS_URL)", bool(os.environ.get("REDIS_URL")))
     import redis
-
     from django.core.cache import caches
 
     def connections_made() -> int:
