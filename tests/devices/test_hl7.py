@@ -89,6 +89,82 @@ def test_segments_may_end_with_newlines_and_the_body_be_text_plain(network_a: Ne
     assert _ack(response)[0] == "AA" and Observation.objects.get().patient == patient
 
 
+# The ORU^R01 example of the HL7 v2.4 standard (chapter 7), which python-hl7 uses in its documentation and
+# tests: a structured numeric (SN) glucose in mg/dL, a range written "70_105", the LOINC long name where the
+# coding system should be, and a date in 2002.
+STANDARD_EXAMPLE = "\r".join(
+    [
+        "MSH|^~\\&|GHH LAB|ELAB-3|GHH OE|BLDG4|200202150930||ORU^R01|CNTRL-3456|P|2.4",
+        "PID|||555-44-4444||EVERYWOMAN^EVE^E^^^^L|JONES|19620320|F|||153 FERNWOOD DR.^^STATESVILLE^OH^35292"
+        "||(206)3345232|(206)752-121||||AC555444444||67-A4335^OH^20030520",
+        "OBR|1|845439^GHH OE|1045813^GHH LAB|15545^GLUCOSE|||200202150730|||||||||555-55-5555^PRIMARY^PATRICIA P"
+        "^^^^MD^^|||||||||F||||||444-44-4444^HIPPOCRATES^HOWARD H^^^^MD",
+        "OBX|1|SN|1554-5^GLUCOSE^POST 12H CFST:MCNC:PT:SER/PLAS:QN||^182|mg/dl|70_105|H|||F",
+    ]
+)
+
+
+def test_the_hl7_standards_example_message_is_stored_as_a_glucose_in_mmol_per_litre(  # type: ignore[no-untyped-def]
+    network_a: Network, post
+) -> None:
+    patient = PatientFactory(hospital=network_a.regional, record_number="555-44-4444", sex="female")
+    response = post(STANDARD_EXAMPLE)
+
+    assert _ack(response) == ("AA", "CNTRL-3456", [])
+    assert response.content.decode().startswith("MSH|^~\\&|GHH OE|BLDG4|GHH LAB|ELAB-3|")  # the addressee answers
+    observation = Observation.objects.select_related("test").get()
+    assert observation.patient == patient and observation.test.short_name == "GLU"
+    assert (observation.value_sent, observation.unit_sent) == ("182", "mg/dl")  # kept as sent
+    assert observation.unit == "mmol/L" and abs(observation.value - Decimal("10.1")) < Decimal("0.05")
+    assert observation.flag == "high"
+    assert timezone.localtime(observation.observed_at).strftime("%Y-%m-%d %H:%M") == "2002-02-15 07:30"
+
+
+def test_escape_sequences_repeated_order_groups_and_notes_are_read(network_a: Network, post) -> None:  # type: ignore[no-untyped-def]
+    """Two OBR groups, a note between them, and names with HL7 escapes (\\T\\ is "&", \\S\\ is "^")."""
+    patient = PatientFactory(hospital=network_a.regional)
+    taken = hl7_time()
+    body = "\r".join(
+        [
+            f"MSH|^~\\&|BC5150|TULA_LAB|MHOSPITAL|MH|{taken}||ORU^R01^ORU_R01|ESC-1|P|2.5.1",
+            f"PID|1||{patient.record_number}^^^TULA^MR||Ivanov^Ivan",
+            f"OBR|1||S-1|24323-8^Metabolic panel^LN|||{taken}",
+            "OBX|1|NM|2345-7^Glucose \\T\\ fasting^LN||5.2|mmol/L|3.9-6.1|N|||F",
+            "NTE|1||Sample slightly haemolysed \\F\\ repeat advised",
+            f"OBR|2||S-2|CARDIAC^Cardiac markers \\S\\ urgent^L|||{taken}",
+            "OBX|1|NM|2823-3^Potassium^LN||6.4|mmol/L|3.5-5.1|HH|||F",
+        ]
+    )
+    response = post(body)
+
+    assert _ack(response) == ("AA", "ESC-1", [])
+    observations = {o.test.short_name: o for o in Observation.objects.select_related("test")}
+    assert set(observations) == {"GLU", "K"}
+    assert observations["GLU"].name_sent == "Glucose & fasting"
+    assert observations["K"].flag == "critical_high"
+    assert LabAlert.objects.get().observation == observations["K"]
+
+
+@pytest.mark.parametrize(
+    ("body", "sentence"),
+    [
+        # A field separator other than the one the MSH declares everywhere else: the segments do not line up.
+        (
+            "MSH#^~\\&#BC5150#TULA_LAB#MH#MH#20261128##ORU^R01#S-1#P#2.5\rPID|1||TUL-1\rOBX|1|NM|GLU||5|mmol/L",
+            "no results",
+        ),
+        # Cut off in the middle of the MSH.
+        ("MSH|^~\\&|BC5150|TULA_LAB", "Only results are taken (ORU^R01)"),
+    ],
+)
+def test_a_wrong_separator_or_a_truncated_message_is_refused_ar(body: str, sentence: str, post) -> None:  # type: ignore[no-untyped-def]
+    response = post(body)
+    assert response.status_code == 400
+    code, _control_id, errors = _ack(response)
+    assert code == "AR" and sentence in errors[0]
+    assert not LabMessage.objects.exists() and not Observation.objects.exists()
+
+
 def test_a_critical_troponin_raises_an_alert(network_a: Network, post) -> None:  # type: ignore[no-untyped-def]
     patient = PatientFactory(hospital=network_a.regional)
     response = post(oru(patient.record_number, TROPONIN))
