@@ -6,6 +6,7 @@ import re
 from django.db.models import Count, Max, Q, QuerySet
 
 from devices.models import TOKEN_SCHEME, Device, DeviceToken, token_digest
+from diagnostics.models import LabMessage
 from hospitals.scoping import Scope, access_record, hospital_assets_manageable
 
 # mhd_<12 hex digits: the public prefix>_<secrets.token_urlsafe(32): 43 characters>
@@ -72,6 +73,16 @@ def device_list(*, scope: Scope, query: str = "") -> QuerySet[Device]:
 def device_tokens(*, device: Device) -> QuerySet[DeviceToken]:
     """A device's tokens, active and revoked, newest first, with who issued them."""
     return device.tokens.select_related("created_by")
+
+
+def device_messages(*, device: Device, limit: int = 20) -> list[LabMessage]:
+    """The device's latest lab messages with what became of each (status, count, errors), for the people
+    who manage it: no patient data, only whether the analyser's messages are getting through."""
+    return list(
+        LabMessage.objects.filter(hospital_id=device.hospital_id, device_id=device.pk)
+        .only("source", "control_id", "status", "errors", "stored", "received_at", "processed_at")
+        .order_by("-received_at", "-pk")[:limit]
+    )
 
 
 def access_device_token(*, device: Device, pk: object) -> DeviceToken:

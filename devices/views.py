@@ -86,7 +86,13 @@ def device_create(request: HttpRequest) -> HttpResponse:
 
 def _detail(request: HttpRequest, device: Device, form: DeviceForm, status: int = 200) -> HttpResponse:
     tokens = selectors.device_tokens(device=device)
-    context = {"device": device, "form": form, "tokens": tokens, "has_active_token": any(t.is_active for t in tokens)}
+    context = {
+        "device": device,
+        "form": form,
+        "tokens": tokens,
+        "has_active_token": any(t.is_active for t in tokens),
+        "messages_received": selectors.device_messages(device=device),
+    }
     return render(request, "devices/device_detail.html", context, status=status)
 
 

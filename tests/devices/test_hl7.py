@@ -338,3 +338,20 @@ def test_a_real_worker_drains_what_the_endpoint_accepted(
         time.sleep(0.05)
     assert LabMessage.objects.get().status == "done" and Observation.objects.filter(patient=patient).count() == 2
     assert LabAlert.objects.get().patient == patient
+
+
+def test_the_device_page_shows_what_became_of_its_messages_without_patient_data(  # type: ignore[no-untyped-def]
+    network_a: Network, analyser: Device, tula_admin: User, post, login
+) -> None:
+    """The hospital's admin sees whether the analyser's messages get through, and why a row was refused."""
+    patient = PatientFactory(hospital=network_a.regional, record_number="TUL-7731", family_name="Соколова")
+    post(oru(patient.record_number, GLUCOSE, control_id="OK-1"))
+    post(oru(patient.record_number, GLUCOSE, "NM|2823-3^Potassium^LN||see comment|mmol/L|||||F", control_id="BAD-2"))
+    page = login(tula_admin).get(f"/devices/{analyser.pk}/").content.decode()
+
+    rows = page.split('data-testid="device-message"')[1:]
+    assert len(rows) == 2
+    assert 'data-status="partial"' in rows[0] and "BAD-2" in rows[0] and "stored, with errors" in rows[0]
+    assert "OBX 2" in rows[0] and "“see comment” of Potassium is not a number" in rows[0]
+    assert 'data-status="done"' in rows[1] and "OK-1" in rows[1]
+    assert "TUL-7731" not in page and "Соколова" not in page  # results are read on the patient's page
