@@ -100,6 +100,12 @@ def msa(ack: str) -> str:
     return segment.split("|")[1]
 
 
+def batch(messages: list[bytes]) -> bytes:
+    """Messages as lab middleware sends a run: one HL7 batch (BHS … BTS)."""
+    header = f"BHS|^~\\&|BENCH|BENCH_LAB|MHOSPITAL|MH|||||{len(messages)}-{id(messages)}\r".encode()
+    return header + b"".join(messages) + f"BTS|{len(messages)}\r".encode()
+
+
 def post_all(url: str, token: str, bodies: list[bytes], concurrency: int) -> tuple[float, dict[str, int]]:
     local = threading.local()
     codes: dict[str, int] = {}
@@ -110,9 +116,14 @@ def post_all(url: str, token: str, bodies: list[bytes], concurrency: int) -> tup
             local.session = requests.Session()
             local.session.headers.update({"Authorization": f"Device {token}", "Content-Type": CONTENT_TYPE})
         response = local.session.post(url, data=body, timeout=120)
-        code = msa(response.text) if response.status_code in (200, 400) else f"HTTP {response.status_code}"
+        found = (
+            [line.split("|")[1] for line in response.text.split("\r") if line.startswith("MSA|")]
+            if response.status_code in (200, 400)
+            else [f"HTTP {response.status_code}"]
+        )
         with lock:
-            codes[code] = codes.get(code, 0) + 1
+            for code in found:
+                codes[code] = codes.get(code, 0) + 1
 
     started = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
@@ -201,6 +212,7 @@ def main() -> None:
     parser.add_argument("--base", default="http://127.0.0.1:8076")
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--results", type=int, default=5, help="OBX per message")
+    parser.add_argument("--batch", type=int, default=1, help="messages per request (an HL7 batch when over 1)")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--patients", type=int, default=50)
     parser.add_argument("--critical", type=int, default=50, help="critical messages timed, idle, one at a time")
@@ -219,9 +231,14 @@ def main() -> None:
         oru(f"{run}-M-{n}", seed["records"][n % len(seed["records"])], base + timedelta(seconds=n), analytes)
         for n in range(args.messages)
     ]
+    if args.batch > 1:
+        bodies = [batch(bodies[n : n + args.batch]) for n in range(0, len(bodies), args.batch)]
     socket = AlertSocket(args.base, seed["cookie"])
     observations = args.messages * len(analytes)
-    print(f"{args.messages} ORU^R01 messages, {observations} observations, {args.concurrency} clients")
+    print(
+        f"{args.messages} ORU^R01 messages, {observations} observations, {len(bodies)} requests, "
+        f"{args.concurrency} clients"
+    )
 
     # Warm up every server process and the worker outside the timed part.
     post_all(url, seed["token"], [oru(f"{run}-warm-{n}", seed["records"][0], base, analytes[:1]) for n in range(20)], 4)

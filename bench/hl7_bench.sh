@@ -2,6 +2,7 @@
 # HL7 v2 ORU^R01 into the lab pipeline (issue 5): observations/s end to end and critical-alert latency, 127.0.0.1 only.
 #   createdb -h 127.0.0.1 -U postgres mhospital_bench     # once (the script tries it too)
 #   bash bench/hl7_bench.sh                               # MESSAGES=2000 RESULTS=5 CONCURRENCY=4 CRITICAL=50 by default
+#   BATCH=50 bash bench/hl7_bench.sh                      # 50 messages per request, as one HL7 batch (BHS … BTS)
 # The web server (WORKERS uvicorn processes) and ONE Celery worker (CELERY_CONCURRENCY processes) on this machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,7 @@ PY="${PYTHON:-.venv/bin/python}"
 BIN="$(dirname "$PY")"
 PORT="${PORT:-8076}" WORKERS="${WORKERS:-2}" CELERY_CONCURRENCY="${CELERY_CONCURRENCY:-2}"
 MESSAGES="${MESSAGES:-2000}" RESULTS="${RESULTS:-5}" CONCURRENCY="${CONCURRENCY:-4}" CRITICAL="${CRITICAL:-50}"
+BATCH="${BATCH:-1}"
 mkdir -p var
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
@@ -35,5 +37,5 @@ pids+=($!)
 for _ in $(seq 120); do curl -s -o /dev/null "http://127.0.0.1:$PORT/healthz" && break; sleep 0.5; done
 
 "$PY" bench/hl7_bench.py --base "http://127.0.0.1:$PORT" --messages "$MESSAGES" --results "$RESULTS" \
-  --concurrency "$CONCURRENCY" --critical "$CRITICAL"
+  --concurrency "$CONCURRENCY" --critical "$CRITICAL" --batch "$BATCH"
 echo "server errors logged: $(grep -c ' ERROR ' var/bench-hl7-server.log var/bench-hl7-worker.log || true)"

@@ -118,6 +118,78 @@ def _segments(text: str) -> str:
     return "\r".join(lines)
 
 
+# HL7 batches (v2 chapter 2.10.3): FHS/BHS headers, the messages, BTS/FTS trailers. Lab middleware sends a
+# run's results this way; each message inside is read, kept and acknowledged as if it had come alone.
+BATCH_SEGMENTS = ("FHS", "BHS", "BTS", "FTS")
+LARGEST_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The messages of a batch (each as its own text) and its header's fields for the answer."""
+
+    messages: list[str]
+    is_file: bool
+    sending_application: str = ""
+    sending_facility: str = ""
+    receiving_application: str = ""
+    receiving_facility: str = ""
+    control_id: str = ""
+
+
+def batch_read(text: str) -> Batch | None:
+    """The batch a text holds, None when it is one message (it does not begin with FHS or BHS)."""
+    text = _segments(text)
+    if text[:3] not in ("FHS", "BHS"):
+        return None
+    lines = text.split("\r")
+    header = next((line for line in lines if line.startswith("BHS")), lines[0])
+    fields = header.split(header[3:4] or "|") if len(header) > 3 else [header]
+
+    def bhs(number: int) -> str:  # BHS-n's first component; counted as for MSH: the separator is BHS-1
+        return _unescaped(fields[number - 1].split("^")[0]) if len(fields) >= number else ""
+
+    messages: list[list[str]] = []
+    for line in lines:
+        if line[:3] == "MSH":
+            messages.append([line])
+        elif line[:3] not in BATCH_SEGMENTS and messages:
+            messages[-1].append(line)
+    return Batch(
+        messages=["\r".join(message) for message in messages],
+        is_file=text.startswith("FHS"),
+        sending_application=bhs(3),
+        sending_facility=bhs(4),
+        receiving_application=bhs(5),
+        receiving_facility=bhs(6),
+        control_id=bhs(11),
+    )
+
+
+def _unescaped(value: str) -> str:
+    return re.sub(r"\\([FSTRE])\\", lambda found: {"F": "|", "S": "^", "T": "&", "R": "~", "E": "\\"}[found[1]], value)
+
+
+def batch_ack_build(*, batch: Batch, acks: Sequence[str]) -> str:
+    """The batch's answer: a batch of the messages' ACKs in their order (BHS-12 names the batch answered),
+    wrapped in FHS/FTS when a file came."""
+    now = timezone.localtime().strftime("%Y%m%d%H%M%S%z")
+    addressing = [
+        escape(batch.receiving_application or "MHOSPITAL"),
+        escape(batch.receiving_facility),
+        escape(batch.sending_application),
+        escape(batch.sending_facility),
+        now,
+    ]
+    reference = escape(batch.control_id)
+    lines = [f"BHS|{ENCODING_CHARACTERS}|" + "|".join(addressing) + f"|||||{reference}"]
+    lines += [segment for ack in acks for segment in _segments(ack).split("\r")]
+    lines.append(f"BTS|{len(acks)}")
+    if batch.is_file:
+        lines = [f"FHS|{ENCODING_CHARACTERS}|" + "|".join(addressing) + f"|||||{reference}", *lines, "FTS|1"]
+    return "\r".join(lines) + "\r"
+
+
 def _get(segment: hl7.Segment, number: int, component: int = 1, repeat: int = 1) -> str:
     """A field (or one component of it), unescaped, "" when the segment does not have it."""
     try:
@@ -202,8 +274,8 @@ def oru_read(text: str, *, local: tzinfo) -> OruRead:
     text = _segments(text)
     if not text:
         raise Hl7Refused(_("The message is empty: send one HL7 v2 ORU^R01 message."))
-    if text[:3] in ("FHS", "BHS"):
-        raise Hl7Refused(_("Batches and files of messages are not taken: send one ORU^R01 message at a time."))
+    if text[:3] in BATCH_SEGMENTS:
+        raise Hl7Refused(_("A batch or file of messages is read message by message, not as one message."))
     message: hl7.Message | None = None
     try:
         message = hl7.parse(text) if text.startswith("MSH") else None

@@ -11,7 +11,8 @@ message. The ACK is computed from the message itself before it is stored (the sa
 makes), so it names every OBX row that will be refused (AE); AA means accepted for processing. What only
 storing can tell (an unknown record number, test or unit) sends a result to the review queue, which is not
 an error of the sender. A message sent again gets the first answer and is stored once. A periodic sweep
-starts a drain when messages have sat queued too long.
+starts a drain when messages have sat queued too long. A message with a value beyond its test's critical
+limits does not queue: it is stored in the request, so its alert reaches the screens however long the queue.
 
 JSON readings and FHIR Observations are few per request and answered with what became of each, so they are
 stored before the answer.
@@ -43,6 +44,7 @@ from diagnostics.labs import (
     lab_results_store,
     lab_results_store_many,
     results_check,
+    results_critical,
 )
 from diagnostics.models import LabMessage, Observation
 from diagnostics.models.labs import Source
@@ -75,8 +77,42 @@ class Hl7Answer:
 
 def hl7_receive(*, device: Device, data: bytes, peer: str = "") -> Hl7Answer:
     """Take an ORU^R01 a device sent: refuse it whole (AR), or keep it, queue it and answer AA, or AE naming
-    the OBX rows that will not be stored. The same message again (its MSH-10) gets the same answer."""
+    the OBX rows that will not be stored. The same message again (its MSH-10) gets the same answer. A batch
+    (FHS/BHS … BTS/FTS) is taken message by message and answered with a batch of their ACKs."""
     text = hl7.text_of(data)
+    batch = hl7.batch_read(text)
+    if batch is not None:
+        return _hl7_batch_take(device, batch, peer)
+    return _hl7_take(device, text, peer)
+
+
+def _hl7_batch_take(device: Device, batch: hl7.Batch, peer: str) -> Hl7Answer:
+    """Each message of a batch as if it had come alone, kept in one transaction (one commit for the batch).
+    The answer's code is AA when every message was, AR when every one was refused, else AE."""
+    if not batch.messages or len(batch.messages) > hl7.LARGEST_BATCH:
+        reason = (
+            _("The batch holds no message: send ORU^R01 messages between its BHS and BTS segments.")
+            if not batch.messages
+            else _("The batch holds %(count)s messages; at most %(largest)s are taken in one batch.")
+            % {"count": len(batch.messages), "largest": hl7.LARGEST_BATCH}
+        )
+        audit_record(
+            request=None,
+            action=Action.CREATE,
+            outcome=Outcome.INVALID,
+            obj=device,
+            detail=f"HL7 batch {batch.control_id!r} refused{' from ' + peer if peer else ''}: {reason}",
+        )
+        ack = hl7.ack_build(header=None, code="AR", errors=[hl7.AckError("BHS^1", "100", reason)])
+        return Hl7Answer(hl7.batch_ack_build(batch=batch, acks=[ack]), "AR")
+    with transaction.atomic():
+        answers = [_hl7_take(device, message, peer) for message in batch.messages]
+    codes = {answer.code for answer in answers}
+    code = "AA" if codes == {"AA"} else "AR" if codes == {"AR"} else "AE"
+    return Hl7Answer(hl7.batch_ack_build(batch=batch, acks=[answer.ack for answer in answers]), code)
+
+
+def _hl7_take(device: Device, text: str, peer: str) -> Hl7Answer:
     try:
         read = hl7.oru_read(text, local=_local(device.hospital))
     except hl7.Hl7Refused as refused:
@@ -96,16 +132,29 @@ def hl7_receive(*, device: Device, data: bytes, peer: str = "") -> Hl7Answer:
         digest = hashlib.sha256(text.encode()).hexdigest()[:16]
         message, new = _hl7_message_open(device, f"{read.header.control_id[:47]}~{digest}", text)
     if message.status == LabMessage.Status.QUEUED:
-        # At once when no transaction is open (a device's request). A resend of a message still queued
-        # nudges again, in case the first nudge was lost; a failing cache leaves it to the sweep.
-        transaction.on_commit(_nudge, robust=True)
         first = read if new else hl7.oru_read(message.raw, local=_local(device.hospital))
-        problems = first.problems + results_check(first.results)[1]
+        accepted, unstorable = results_check(first.results)
+        problems = first.problems + unstorable
+        if results_critical(accepted):
+            _store_now(message, first)  # its alert must not wait behind the queue
+        else:
+            # At once when no transaction is open (a device's request). A resend of a message still queued
+            # nudges again, in case the first nudge was lost; a failing cache leaves it to the sweep.
+            transaction.on_commit(_nudge, robust=True)
     else:
         problems = [Problem(**error) for error in message.errors]  # stored: what storing found
     code = "AE" if problems else "AA"
     ack = hl7.ack_build(header=read.header, code=code, errors=hl7.ack_errors(problems), control_id=f"MH{message.pk}")
     return Hl7Answer(ack, code, message.pk)
+
+
+def _store_now(message: LabMessage, read: hl7.OruRead) -> None:
+    """Store a queued message in the request, unless a drain has taken it meanwhile (it holds the row)."""
+    with transaction.atomic():
+        queued = LabMessage.objects.select_for_update().filter(pk=message.pk, status=LabMessage.Status.QUEUED)
+        locked = queued.first()
+        if locked is not None:
+            lab_results_store(message=locked, results=read.results, problems=read.problems)
 
 
 def _hl7_message_open(device: Device, control_id: str, text: str) -> tuple[LabMessage, bool]:
@@ -123,7 +172,10 @@ def mllp_receive(*, data: bytes, peer: str) -> Hl7Answer:
     """A message that came over MLLP, where there are no tokens: the device is the active device registered
     under the message's sending application and facility (MSH-3, MSH-4); anyone else is refused (AR) and
     the attempt audited."""
-    header = hl7.header_read(hl7.text_of(data))
+    text = hl7.text_of(data)
+    batch = hl7.batch_read(text)
+    # A batch's device is the one its (first) message names; its messages all come from one sender.
+    header = hl7.header_read(batch.messages[0] if batch is not None and batch.messages else text)
     device = (
         device_for_hl7_sender(application=header.sending_application, facility=header.sending_facility)
         if header is not None

@@ -282,6 +282,22 @@ def results_check(results: Iterable[ResultIn], *, now: datetime | None = None) -
     return accepted, problems
 
 
+def results_critical(results: Iterable[ResultIn]) -> bool:
+    """Whether a result is beyond its test's critical limits, which (unlike the reference ranges) do not
+    depend on the patient: a way in that queues its messages stores such a one at once instead, so that its
+    alert does not wait behind a backlog."""
+    ref = reference()
+    for result in results:
+        test, parsed = ref.test_for(result), value_parse(result.value)
+        conversion = ref.conversion(test, result.unit) if test is not None else None
+        if test is None or parsed is None or conversion is None:
+            continue
+        factor, offset = conversion
+        if flag_of(test, parsed[1] * factor + offset, None, None) in Observation.CRITICAL:
+            return True
+    return False
+
+
 def lab_results_store(
     *, message: LabMessage, results: Iterable[ResultIn], problems: Iterable[Problem] = ()
 ) -> StoreReport:

@@ -302,8 +302,10 @@ def test_a_backlog_is_drained_in_batches_with_the_same_outcome_as_one_by_one(  #
     for body in bodies:
         results.hl7_receive(device=analyser, data=body.encode())  # queued, no worker yet
 
+    assert LabMessage.objects.get(control_id="B-X").status == "partial"  # critical: stored when it came
+
     with django_assert_max_num_queries(30):  # a few queries for the batch, not a few per message
-        assert results.hl7_messages_drain(limit=100) == 32
+        assert results.hl7_messages_drain(limit=100) == 31
 
     assert Observation.objects.count() == 30 * 2 + 1
     statuses = dict(LabMessage.objects.values_list("control_id", "status"))
@@ -355,3 +357,80 @@ def test_the_device_page_shows_what_became_of_its_messages_without_patient_data(
     assert "OBX 2" in rows[0] and "“see comment” of Potassium is not a number" in rows[0]
     assert 'data-status="done"' in rows[1] and "OK-1" in rows[1]
     assert "TUL-7731" not in page and "Соколова" not in page  # results are read on the patient's page
+
+
+def _batch(*messages: str, file: bool = False) -> str:
+    taken = hl7_time()
+    lines = [f"BHS|^~\\&|LIS|TULA_LAB|MHOSPITAL|MH|{taken}||||B-42"]  # BHS-11: the batch control id
+    lines += [segment for message in messages for segment in message.strip("\r").split("\r")]
+    lines.append(f"BTS|{len(messages)}")
+    if file:
+        lines = [f"FHS|^~\\&|LIS|TULA_LAB|MHOSPITAL|MH|{taken}||||F-1|F-1", *lines, "FTS|1"]
+    return "\r".join(lines) + "\r"
+
+
+def _msas(response: object) -> list[tuple[str, str]]:
+    segments = response.content.decode().strip("\r").split("\r")  # type: ignore[attr-defined]
+    return [tuple(segment.split("|")[1:3]) for segment in segments if segment.startswith("MSA|")]  # type: ignore[misc]
+
+
+def test_a_batch_is_taken_message_by_message_and_answered_with_a_batch_of_acks(  # type: ignore[no-untyped-def]
+    network_a: Network, post
+) -> None:
+    """Lab middleware sends a run as one HL7 batch: each message is kept (or refused) as if it came alone."""
+    patient = PatientFactory(hospital=network_a.regional)
+    record = patient.record_number
+    body = _batch(
+        oru(record, GLUCOSE, control_id="B-1"),
+        oru(record, HBA1C, "NM|2823-3^Potassium^LN||see comment|mmol/L|||||F", control_id="B-2"),
+        oru(record, GLUCOSE, kind="ADT^A01", control_id="B-3"),
+        oru(record, TROPONIN, control_id="B-4"),
+    )
+    response = post(body)
+
+    assert response.status_code == 200
+    segments = response.content.decode().strip("\r").split("\r")
+    assert segments[0].startswith("BHS|^~\\&|MHOSPITAL|MH|LIS|TULA_LAB|")
+    assert segments[0].endswith("|B-42")  # BHS-12: the batch answered
+    assert segments[-1] == "BTS|4"
+    assert _msas(response) == [("AA", "B-1"), ("AE", "B-2"), ("AR", "B-3"), ("AA", "B-4")]
+    assert sorted(LabMessage.objects.values_list("control_id", flat=True)) == ["B-1", "B-2", "B-4"]
+    stored = {o.test.short_name for o in Observation.objects.select_related("test")}
+    assert stored == {"GLU", "HbA1c", "hs-TnI"}  # B-2's potassium refused, the rest of it kept
+    assert LabAlert.objects.get().patient == patient
+
+    again = post(body)  # the whole run sent again: the same answers, nothing stored twice
+    assert _msas(again) == _msas(response) and Observation.objects.count() == 3
+
+
+def test_a_file_of_batches_is_answered_as_a_file_and_an_empty_batch_is_refused(  # type: ignore[no-untyped-def]
+    network_a: Network, post
+) -> None:
+    patient = PatientFactory(hospital=network_a.regional)
+    response = post(_batch(oru(patient.record_number, GLUCOSE, control_id="F-1"), file=True))
+    segments = response.content.decode().strip("\r").split("\r")
+    assert segments[0].startswith("FHS|") and segments[1].startswith("BHS|") and segments[-1] == "FTS|1"
+    assert _msas(response) == [("AA", "F-1")]
+
+    empty = post(_batch())
+    assert empty.status_code == 400
+    assert _msas(empty)[0][0] == "AR" and "The batch holds no message" in empty.content.decode()
+
+
+def test_a_critical_result_is_stored_at_once_while_others_wait_for_the_worker(  # type: ignore[no-untyped-def]
+    network_a: Network, analyser: Device, tula_admin: User
+) -> None:
+    """With the worker behind (here: not started at all), a routine message waits in the queue, but a
+    critical troponin is stored by the request itself and its alert is raised."""
+    patient = PatientFactory(hospital=network_a.regional)
+    _, plain = token_for(analyser, tula_admin)
+    client = Client(HTTP_AUTHORIZATION=f"Device {plain}")
+
+    routine = client.post(URL, oru(patient.record_number, GLUCOSE, control_id="R-1"), content_type=CONTENT_TYPE)
+    critical = client.post(URL, oru(patient.record_number, TROPONIN, control_id="C-1"), content_type=CONTENT_TYPE)
+
+    assert _ack(routine)[0] == _ack(critical)[0] == "AA"
+    assert LabMessage.objects.get(control_id="R-1").status == "queued"
+    assert LabMessage.objects.get(control_id="C-1").status == "done"
+    assert LabAlert.objects.get().observation.test.short_name == "hs-TnI"
+    assert not Observation.objects.filter(message__control_id="R-1").exists()

@@ -70,6 +70,24 @@ def test_two_messages_on_one_connection_are_stored_and_each_acknowledged(
     assert LabAlert.objects.get().patient == patient  # the troponin is critical
 
 
+def test_a_batch_over_mllp_is_taken_from_the_sender_its_messages_name(
+    listener: MllpListener, network_a: Network
+) -> None:
+    patient = PatientFactory(hospital=network_a.regional)
+    messages = [oru(patient.record_number, GLUCOSE, control_id=f"MB-{n}").strip("\r") for n in (1, 2)]
+    batch = "\r".join(["BHS|^~\\&|LIS|TULA_LAB|MHOSPITAL|MH", *messages, "BTS|2"]) + "\r"
+    with _connect(listener) as sock:
+        sock.sendall(START + batch.encode() + END)
+        answer = _receive(sock)
+
+    assert answer.startswith("BHS|") and answer.rstrip("\r").endswith("BTS|2")
+    assert [line.split("|")[1:3] for line in answer.split("\r") if line.startswith("MSA|")] == [
+        ["AA", "MB-1"],
+        ["AA", "MB-2"],
+    ]
+    assert LabMessage.objects.filter(device_id=listener_device(network_a).pk).count() == 2
+
+
 def listener_device(network: Network) -> Device:
     return Device.objects.get(hospital=network.regional, hl7_sender="BC5150^TULA_LAB")
 
