@@ -96,13 +96,7 @@ def _hl7_batch_take(device: Device, batch: hl7.Batch, peer: str) -> Hl7Answer:
             else _("The batch holds %(count)s messages; at most %(largest)s are taken in one batch.")
             % {"count": len(batch.messages), "largest": hl7.LARGEST_BATCH}
         )
-        audit_record(
-            request=None,
-            action=Action.CREATE,
-            outcome=Outcome.INVALID,
-            obj=device,
-            detail=f"HL7 batch {batch.control_id!r} refused{' from ' + peer if peer else ''}: {reason}",
-        )
+        _refusal_audit(device, f"HL7 batch {batch.control_id!r}", peer, reason)
         ack = hl7.ack_build(header=None, code="AR", errors=[hl7.AckError("BHS^1", "100", reason)])
         return Hl7Answer(hl7.batch_ack_build(batch=batch, acks=[ack]), "AR")
     with transaction.atomic():
@@ -116,13 +110,7 @@ def _hl7_take(device: Device, text: str, peer: str) -> Hl7Answer:
     try:
         read = hl7.oru_read(text, local=_local(device.hospital))
     except hl7.Hl7Refused as refused:
-        audit_record(
-            request=None,
-            action=Action.CREATE,
-            outcome=Outcome.INVALID,
-            obj=device,
-            detail=f"HL7 message {refused.header.control_id!r} refused{' from ' + peer if peer else ''}: {refused}",
-        )
+        _refusal_audit(device, f"HL7 message {refused.header.control_id!r}", peer, str(refused))
         error = hl7.AckError(location=refused.location, code=refused.code, text=refused.reason)
         return Hl7Answer(hl7.ack_build(header=refused.header, code="AR", errors=[error]), "AR")
     message, new = _hl7_message_open(device, read.header.control_id, text)
@@ -146,6 +134,16 @@ def _hl7_take(device: Device, text: str, peer: str) -> Hl7Answer:
     code = "AE" if problems else "AA"
     ack = hl7.ack_build(header=read.header, code=code, errors=hl7.ack_errors(problems), control_id=f"MH{message.pk}")
     return Hl7Answer(ack, code, message.pk)
+
+
+def _refusal_audit(device: Device, what: str, peer: str, reason: str) -> None:
+    audit_record(
+        request=None,
+        action=Action.CREATE,
+        outcome=Outcome.INVALID,
+        obj=device,
+        detail=f"{what} refused{' from ' + peer if peer else ''}: {reason}",
+    )
 
 
 def _store_now(message: LabMessage, read: hl7.OruRead) -> None:
