@@ -46,7 +46,8 @@ def test_a_critical_result_appears_live_on_an_open_page_and_is_acknowledged(  # 
     expect(item.get_by_test_id("lab-alert-value")).to_have_text("450 ng/L")
     expect(item).to_contain_text("critically high")
     expect(banner).to_have_css("background-color", "rgb(179, 38, 30)")  # the app's red (--bad)
-    assert page.evaluate("document.title").startswith("(2) ")
+    # The title follows once htmx has settled the swap, a moment after the banner shows.
+    page.wait_for_function("document.title.startsWith('(2) ')")
     assert page.evaluate("window.notReloaded") is True
 
     item.get_by_role("button", name="Acknowledge").click()
@@ -57,7 +58,7 @@ def test_a_critical_result_appears_live_on_an_open_page_and_is_acknowledged(  # 
     expect(banner).to_be_hidden()
     expect(page.get_by_test_id("lab-alert")).to_have_count(0)
     assert page.evaluate("window.notReloaded") is True
-    assert not page.evaluate("document.title").startswith("(")
+    page.wait_for_function("!document.title.startsWith('(')")
     ack = LabAlertAck.objects.get(alert=alert)
     assert ack.hospital == tula and ack.user.username == "tula.clinician"
     assert AuditEntry.objects.filter(
