@@ -1,9 +1,12 @@
 """Live updates of consultations: sent after commit to the two hospitals' groups (ids and states only)."""
 
+from typing import Any
+
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.urls import reverse
 
-from hospitals.events import hospital_group
+from hospitals.events import hospital_group, user_group
 
 
 def consultation_changed(consultation_id: int) -> None:
@@ -62,3 +65,79 @@ def lab_changed_many_forward(sender: object, *, payloads: dict[int, dict[str, ob
             await layer.group_send(hospital_group(hospital_id), {"type": "notify", "payload": payloads[patient_id]})
 
     async_to_sync(send_all)()
+
+
+def _call_payloads(call_id: int) -> tuple[Any, dict[str, Any], list[int]] | None:
+    from consultations import calls
+    from consultations.models import Call
+
+    call = Call.objects.select_related("consultation", "started_by").filter(pk=call_id).first()
+    if call is None:
+        return None
+    ring = {
+        "kind": "call",
+        "state": call.state,
+        "call": call.pk,
+        "consultation": call.consultation_id,
+        "caller": call.started_by.get_full_name() or call.started_by.username,
+        "url": reverse("consultation_call", args=[call.consultation_id]),
+        "until": call.ring_until.isoformat(),
+    }
+    return call, ring, [user.pk for user in calls.callees(call)]
+
+
+def call_rung(call_id: int, *, origin: str = "", only: list[int] | None = None) -> None:
+    """A call rings: the room hears the invite, the caller's socket that it rings (and whom), and the people it
+    rings see it on whatever page they have open."""
+    from consultations import calls
+
+    found, layer = _call_payloads(call_id), get_channel_layer()
+    if found is None or layer is None:
+        return
+    call, ring, callees = found
+    view = calls.call_view(call) or {}
+    lifetime = max(0, round((call.ring_until - call.started_at).total_seconds()))
+
+    async def send_all() -> None:
+        if only is None:
+            invite = {"v": 1, "type": "invite", "from": view["started_by"], "call": view, "lifetime": lifetime}
+            await layer.group_send(calls.room_group(call.consultation_id), _room(invite, origin))
+            if origin:
+                ringing = {"v": 1, "type": "ringing", "call": view, "ringing": len(callees)}
+                await layer.send(origin, {"type": "call.reply", "payload": ringing})
+        for user_id in only if only is not None else callees:
+            await layer.group_send(user_group(user_id), {"type": "notify", "payload": ring})
+
+    async_to_sync(send_all)()
+
+
+def call_changed(call_id: int, kind: str, *, by: int | None = None, origin: str = "") -> None:
+    """A call was answered, declined, cancelled or ended: the room hears `kind` from `by` (the socket that did
+    it gets the new state instead of its own message back), the rung people's pages stop ringing, and the
+    consultation's pages refresh their call log."""
+    from consultations import calls
+    from hospitals.models import User
+
+    found, layer = _call_payloads(call_id), get_channel_layer()
+    if found is None or layer is None:
+        return
+    call, ring, callees = found
+    view = calls.call_view(call)
+    sender = User.objects.filter(pk=by).first() if by else None
+    message = {"v": 1, "type": kind, "from": calls.person(sender) if sender else None, "call": view}
+    if call.end_reason:
+        message["reason"] = call.end_reason
+
+    async def send_all() -> None:
+        await layer.group_send(calls.room_group(call.consultation_id), _room(message, origin))
+        if origin:
+            await layer.send(origin, {"type": "call.reply", "payload": {"v": 1, "type": "call", "call": view}})
+        for user_id in {*callees, call.started_by_id}:
+            await layer.group_send(user_group(user_id), {"type": "notify", "payload": ring})
+
+    async_to_sync(send_all)()
+    consultation_changed(call.consultation_id)
+
+
+def _room(payload: dict[str, Any], origin: str) -> dict[str, Any]:
+    return {"type": "call.event", "payload": payload, "origin": origin}

@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 from consultations.models import Conclusion, Icd10Code, Urgency
 from hospitals.forms import OtpTokenForm, validate_plain_text
-from hospitals.models import Specialty
+from hospitals.models import Specialty, User
 from hospitals.uploads import document_check
 from patients.models import Patient
 
@@ -108,3 +108,14 @@ class ConclusionForm(OtpTokenForm):
         if follow_up is not None and follow_up < timezone.localdate():
             raise ValidationError(_("The follow-up date is in the past."), code="past")
         return follow_up
+
+
+class CallGuestForm(forms.Form):
+    user = forms.ModelChoiceField(label=_("Invite into the call"), queryset=User.objects.none())
+
+    def __init__(self, *args: Any, candidates: QuerySet[User], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["user"]
+        assert isinstance(field, forms.ModelChoiceField)
+        field.queryset = candidates
+        field.label_from_instance = lambda user: f"{user.get_full_name() or user.username} · {user.staff.hospital}"

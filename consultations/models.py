@@ -209,3 +209,118 @@ class Conclusion(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise PermissionError("A signed conclusion is never removed.")
+
+
+class Call(models.Model):
+    """A video call on a consultation: rung, answered or not, ended. The call log; media never passes here."""
+
+    class State(models.TextChoices):
+        RINGING = "ringing", _("ringing")
+        ACTIVE = "active", _("active")
+        ENDED = "ended", _("ended")
+        MISSED = "missed", _("missed")
+        DECLINED = "declined", _("declined")
+        FAILED = "failed", _("failed")
+
+    class EndReason(models.TextChoices):
+        HANGUP = "hangup", _("hung up")
+        CANCELLED = "cancelled", _("cancelled by the caller")
+        TIMEOUT = "timeout", _("not answered in time")
+        DECLINED = "declined", _("declined")
+        ICE_FAILURE = "ice_failure", _("the connection between the two sides failed")
+        CONNECTION_LOST = "connection_lost", _("a participant's connection was lost")
+        CONSULTATION_CLOSED = "consultation_closed", _("the consultation was closed")
+
+    consultation = models.ForeignKey(Consultation, on_delete=models.PROTECT, related_name="calls")
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("called by"), on_delete=models.PROTECT, related_name="+"
+    )
+    state = models.CharField(_("state"), max_length=10, choices=State.choices, default=State.RINGING)
+    started_at = models.DateTimeField(_("rang at"), auto_now_add=True)
+    ring_until = models.DateTimeField(_("rings until"))
+    answered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("answered by"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    answered_at = models.DateTimeField(_("answered at"), null=True, blank=True)
+    ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
+    ended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("ended by"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    end_reason = models.CharField(_("end reason"), max_length=20, choices=EndReason.choices, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-pk"]
+        verbose_name = _("video call")
+        verbose_name_plural = _("video calls")
+        constraints = [
+            # One call rings or runs per consultation: two people calling each other at once meet in it.
+            models.UniqueConstraint(
+                fields=["consultation"],
+                condition=models.Q(state__in=["ringing", "active"]),
+                name="call_one_live_per_consultation",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"call {self.pk} on {self.consultation_id} ({self.state})"
+
+    @property
+    def is_live(self) -> bool:
+        return self.state in (Call.State.RINGING, Call.State.ACTIVE)
+
+    @property
+    def duration(self) -> timedelta | None:
+        if self.answered_at is None or self.ended_at is None:
+            return None
+        return self.ended_at - self.answered_at
+
+    @property
+    def duration_clock(self) -> str:
+        """The talk time as the call log shows it: m:ss, or h:mm:ss."""
+        if self.duration is None:
+            return ""
+        minutes, seconds = divmod(round(self.duration.total_seconds()), 60)
+        hours, minutes = divmod(minutes, 60)
+        return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+class CallGuest(models.Model):
+    """Staff the specialist invited into one call (a second specialist, a trainer from a partner hospital)."""
+
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="guests")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    invited_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["call", "user"], name="call_guest_once")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in call {self.call_id}"
+
+
+class CallPresence(models.Model):
+    """Who has the consultation's call page open, and on which socket: the room, shared by every ASGI process.
+    A participant who closed the tab keeps the row (left_at set) for the rejoin grace period."""
+
+    consultation = models.ForeignKey(Consultation, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    channel_name = models.CharField(max_length=200)
+    joined_at = models.DateTimeField()
+    left_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["consultation", "user"], name="call_presence_once")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in room {self.consultation_id}"

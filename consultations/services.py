@@ -145,6 +145,10 @@ def consultation_move(*, consultation: Consultation, move: str, by: User, note: 
     current.save()
     Transition.objects.create(consultation=current, from_state=previous, to_state=to, by=by, note=note.strip())
     _notify_move(current, previous, to)
+    if to in (State.DECLINED, State.CANCELLED):
+        from consultations.calls import consultation_calls_end  # calls builds on this module
+
+        consultation_calls_end(current.pk)
     transaction.on_commit(lambda: events.consultation_changed(current.pk), robust=True)
     consultation.refresh_from_db()
     return current

@@ -24,5 +24,8 @@ urlpatterns = [
         views.consultation_studies_attach,
         name="consultation_studies_attach",
     ),
+    path("consultations/<int:pk>/call/", views.consultation_call, name="consultation_call"),
+    path("consultations/<int:pk>/call/decline/", views.call_decline, name="consultation_call_decline"),
+    path("consultations/<int:pk>/call/guests/", views.call_guest_invite, name="consultation_call_guests"),
     path("consultations/<int:pk>/<slug:move>/", views.consultation_move, name="consultation_move"),
 ]

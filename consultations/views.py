@@ -15,8 +15,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_otp import match_token
 
-from consultations import selectors, services
-from consultations.forms import ConclusionForm, ConsultationRequestForm, MessageForm, MoveForm
+from consultations import calls, selectors, services
+from consultations.forms import CallGuestForm, ConclusionForm, ConsultationRequestForm, MessageForm, MoveForm
 from consultations.models import Consultation
 from consultations.pdf import conclusion_pdf
 from diagnostics.selectors import studies_overview, studies_visible
@@ -160,6 +160,10 @@ def _detail(request: HttpRequest, consultation: Consultation, status: int = 200,
         "conclusion_form": forms.get("conclusion_form") or ConclusionForm(),
         "move_form": MoveForm(),
         "takes_studies": side is not None and consultation.state in services.TAKES_STUDIES,
+        "call_log": consultation.calls.select_related("started_by", "answered_by")[:20],
+        "live_call": calls.call_live(consultation.pk),
+        "in_room": calls.room_access(user=user, consultation_id=consultation.pk) is not None
+        and (consultation.state in calls.CALLABLE_STATES or calls.call_live(consultation.pk) is not None),
     }
     return render(request, "consultations/detail.html", context, status=status)
 
@@ -319,3 +323,84 @@ def consultation_studies_attach(request: HttpRequest, pk: int) -> HttpResponse:
     if "application/json" in request.headers.get("Accept", ""):
         return JsonResponse({"attached": added})
     return redirect("consultation_detail", pk=pk)
+
+
+# Video calls.
+
+
+def _room(request: HttpRequest, pk: int, action: str) -> calls.Room:
+    room = calls.room_access(user=_user(request), consultation_id=pk)
+    if room is None:
+        audit_record(
+            request=request, action=action, outcome=Outcome.NOT_FOUND, object_type="consultations.call", object_id=pk
+        )
+        raise Http404
+    return room
+
+
+@require_GET
+@login_required
+def consultation_call(request: HttpRequest, pk: int) -> HttpResponse:
+    """The call page: video, controls, chat. The signalling runs over /ws/consultations/<pk>/call/."""
+    room = _room(request, pk, Action.VIEW)
+    consultation = room.consultation
+    audit_record(
+        request=request,
+        action=Action.VIEW,
+        object_type="consultations.call",
+        object_id=pk,
+        patient_id=consultation.patient_id,
+        detail="call page as a guest" if room.is_guest else "call page",
+    )
+    user = _user(request)
+    context = {
+        "consultation": consultation,
+        "room": room,
+        "call": calls.call_live(consultation.pk),
+        "can_call": not room.is_guest and consultation.state in calls.CALLABLE_STATES,
+        "guest_form": CallGuestForm(candidates=calls.guest_candidates(request_scope(request), consultation))
+        if consultation.assigned_to_id == user.pk
+        else None,
+    }
+    return render(request, "consultations/call.html", context)
+
+
+@require_POST
+@login_required
+def call_decline(request: HttpRequest, pk: int) -> HttpResponse:
+    """Decline the call that rings you (from the ringing panel on any page)."""
+    room = _room(request, pk, Action.UPDATE)
+    call = calls.call_live(room.consultation.pk)
+    try:
+        if call is None:
+            raise calls.CallRefused(_("There is no call ringing on this consultation."))
+        calls.call_decline(call_id=call.pk, by=_user(request))
+    except calls.CallRefused as refusal:
+        if request.htmx or "application/json" in request.headers.get("Accept", ""):  # type: ignore[attr-defined]
+            return JsonResponse({"code": refusal.code, "detail": str(refusal)}, status=409)
+        messages.error(request, str(refusal))
+        return redirect("consultation_detail", pk=pk)
+    if request.htmx or "application/json" in request.headers.get("Accept", ""):  # type: ignore[attr-defined]
+        return HttpResponse(status=204)
+    return redirect("consultation_detail", pk=pk)
+
+
+@require_POST
+@login_required
+def call_guest_invite(request: HttpRequest, pk: int) -> HttpResponse:
+    """The specialist invites another clinician into the call that rings or runs."""
+    room = _room(request, pk, Action.UPDATE)
+    consultation = room.consultation
+    form = CallGuestForm(request.POST, candidates=calls.guest_candidates(request_scope(request), consultation))
+    call = calls.call_live(consultation.pk)
+    try:
+        if not form.is_valid():
+            raise calls.CallRefused(_("Choose a clinician or specialist from the list."))
+        if call is None:
+            raise calls.CallRefused(_("Guests are invited into a call that rings or runs."))
+        calls.call_guest_invite(call_id=call.pk, by=_user(request), user=form.cleaned_data["user"])
+    except calls.CallRefused as refusal:
+        messages.error(request, str(refusal))
+        return redirect("consultation_call", pk=pk)
+    messages.success(request, _("%(name)s is being rung.") % {"name": form.cleaned_data["user"].get_full_name()})
+    return redirect("consultation_call", pk=pk)

@@ -21,6 +21,11 @@ def _verified(user: Any, device_id: str | None) -> bool:
     return device is not None and device.user_id == user.pk and device.confirmed
 
 
+def second_factor_missing(user: Any, session: Any) -> bool:
+    """The user's role asks for a second factor and this socket's session has not passed it."""
+    return scope_for(user).needs_second_factor and not _verified(user, (session or {}).get(DEVICE_ID_SESSION_KEY))
+
+
 class NotificationConsumer(AsyncJsonWebsocketConsumer):
     """Joins the user's own group and their hospital's group; later issues push events there."""
 

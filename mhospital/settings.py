@@ -189,6 +189,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 WORKER_HEARTBEAT_SECONDS = env.int("WORKER_HEARTBEAT_SECONDS", default=10)
 CELERY_BEAT_SCHEDULE = {
     "consultations-mark-overdue": {"task": "consultations.tasks.consultations_mark_overdue", "schedule": 60.0},
+    "calls-sweep": {"task": "consultations.tasks.calls_sweep", "schedule": 30.0},
     "imaging-requeue-stuck": {"task": "diagnostics.tasks.instances_requeue_stuck", "schedule": 300.0},
     "imaging-uploads-sweep": {"task": "diagnostics.tasks.uploads_sweep", "schedule": 600.0},
     "recordings-requeue-stuck": {"task": "diagnostics.tasks.recordings_requeue_stuck", "schedule": 300.0},
@@ -372,3 +373,20 @@ LOGGING = {
     # pynetdicom narrates every association at INFO; devices.dicom_listener logs what matters.
     "loggers": {"axes": {"level": "WARNING"}, "pydicom": {"level": "CRITICAL"}, "pynetdicom": {"level": "WARNING"}},
 }
+
+# Video calls (consultations/consumers.py). STUN and TURN servers for the browsers; TURN passwords are
+# issued per user for CALL_TURN_TTL_SECONDS from the secret coturn shares (`static-auth-secret`).
+CALL_STUN_URLS: list[str] = env.list("CALL_STUN_URLS", default=[])
+CALL_TURN_URLS: list[str] = env.list("CALL_TURN_URLS", default=[])
+CALL_TURN_SECRET = env.str("CALL_TURN_SECRET", default="")
+CALL_TURN_TTL_SECONDS = env.int("CALL_TURN_TTL_SECONDS", default=6 * 3600)
+CALL_RING_SECONDS = env.int("CALL_RING_SECONDS", default=45)
+CALL_RING_MIN_SECONDS, CALL_RING_MAX_SECONDS = 5, 180
+# A participant whose page closed (a reload, a dropped link) rejoins the same call within this time.
+CALL_REJOIN_GRACE_SECONDS = env.int("CALL_REJOIN_GRACE_SECONDS", default=30)
+# The page pings this often; a socket silent for three periods is closed and its peer told.
+CALL_HEARTBEAT_SECONDS = env.float("CALL_HEARTBEAT_SECONDS", default=5.0)
+CALL_ROOM_SIZE = env.int("CALL_ROOM_SIZE", default=4)  # the two sides and up to two invited guests
+CALL_MAX_MESSAGE_BYTES = 64 * 1024
+CALL_RATE_PER_SECOND = env.float("CALL_RATE_PER_SECOND", default=50.0)
+CALL_RATE_BURST = env.int("CALL_RATE_BURST", default=200)

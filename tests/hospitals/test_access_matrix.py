@@ -15,7 +15,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
-from consultations.models import Conclusion, Consultation, Message
+from consultations.models import Call, Conclusion, Consultation, Message
 from devices.models import Device
 from devices.services import device_token_issue
 from diagnostics.labs import ResultIn, lab_message_open, lab_results_store
@@ -167,6 +167,14 @@ MATRIX: dict[str, Route] = {
     # "Try again" on a recording that is not failed: told so, back to the page.
     "recordings/<int:pk>/retry/": Route(
         "/recordings/{pk}/retry/", {**PATIENT_OBJECT, "clinician": 302, "specialist": 302}, "POST", "recording"
+    ),
+    # Video calls: the consultation's two sides (the specialist who took it); the call rings from the other side.
+    "consultations/<int:pk>/call/": Route("/consultations/{pk}/call/", PATIENT_OBJECT, obj="call"),
+    "consultations/<int:pk>/call/decline/": Route(
+        "/consultations/{pk}/call/decline/", {**PATIENT_OBJECT, "clinician": 302, "specialist": 302}, "POST", "call"
+    ),
+    "consultations/<int:pk>/call/guests/": Route(
+        "/consultations/{pk}/call/guests/", {**PATIENT_OBJECT, "clinician": 302, "specialist": 302}, "POST", "call"
     ),
     "consultations/<int:pk>/imaging/": Route("/consultations/{pk}/imaging/", PATIENT_OBJECT, obj="consultation"),
     # No study named: told so, back to the consultation.
@@ -326,6 +334,23 @@ def _object_ids(kind: str | None, actor: User | None, network_a: Network, networ
         own_concluded = _concluded(PatientFactory(hospital=network_a.regional))
         other_concluded = _concluded(PatientFactory(hospital=network_b.regional))
         return {"own": own_concluded.pk, "other": other_concluded.pk, "absent": 987654}
+    if kind == "call":
+        # An accepted request from Tula to Moscow, taken by the specialist (the actor, if one), ringing from
+        # the actor's other side.
+        ids = {}
+        for side, network in (("own", network_a), ("other", network_b)):
+            acting = actor if side == "own" and actor is not None and hasattr(actor, "staff") else None
+            specialist = acting if acting is not None and acting.staff.role == Staff.Role.SPECIALIST else None
+            specialist = specialist or StaffFactory(hospital=network.central, role=Staff.Role.SPECIALIST).user
+            consultation = consultation_make(
+                PatientFactory(hospital=network.regional), state="accepted", assigned_to=specialist
+            )
+            caller = consultation.requested_by if acting is specialist else specialist
+            Call.objects.create(
+                consultation=consultation, started_by=caller, ring_until=timezone.now() + timedelta(minutes=1)
+            )
+            ids[side] = consultation.pk
+        return {**ids, "absent": 987654}
     if kind == "consultation":
         # The actor's side of a consultation: a request from Tula (clinician, admin) to Moscow (specialist).
         own_request = consultation_make(PatientFactory(hospital=network_a.regional))
@@ -523,14 +548,23 @@ def test_network_neighbours_are_visible_but_other_networks_are_not(
     assert network_b.central.name not in page and network_b.regional.name not in page
 
 
-# WebSocket routes: which roles' sockets are accepted (objects in them arrive with later issues).
-WS_MATRIX = {
+# WebSocket routes: which roles' sockets are accepted; for a route of an object, on their own side's object,
+# while the same socket on another network's object, or on none, is refused.
+WS_MATRIX: dict[str, dict[str, bool]] = {
     "ws/notifications/": {
         "anonymous": False,
         "clinician": True,
         "specialist": True,
         "hospital_admin": True,
         "platform_admin": True,
+    },
+    # A consultation's call room: its clinician's side and the specialist who took it; no admin.
+    "ws/consultations/<int:pk>/call/": {
+        "anonymous": False,
+        "clinician": True,
+        "specialist": True,
+        "hospital_admin": False,
+        "platform_admin": False,
     },
 }
 
@@ -541,10 +575,33 @@ def test_every_websocket_route_is_in_the_matrix() -> None:
     assert sorted(str(p.pattern) for p in websocket_urlpatterns) == sorted(WS_MATRIX)
 
 
+def _ws_paths(route: str, actor: User | None, network_a: Network, network_b: Network) -> dict[str, str]:
+    """The route's path on the actor's own object, another network's and none; one path if it takes no id."""
+    if "<int:pk>" not in route:
+        return {"own": f"/{route}"}
+    specialist = (
+        actor if actor is not None and getattr(actor, "staff", None) and actor.staff.role == "specialist" else None
+    )
+    own = consultation_make(
+        PatientFactory(hospital=network_a.regional),
+        state="accepted",
+        assigned_to=specialist or StaffFactory(hospital=network_a.central, role=Staff.Role.SPECIALIST).user,
+    )
+    other = consultation_make(
+        PatientFactory(hospital=network_b.regional),
+        state="accepted",
+        assigned_to=StaffFactory(hospital=network_b.central, role=Staff.Role.SPECIALIST).user,
+    )
+    return {
+        side: "/" + route.replace("<int:pk>", str(pk))
+        for side, pk in (("own", own.pk), ("other", other.pk), ("absent", 987654))
+    }
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("route", sorted(WS_MATRIX))
-def test_websocket_access(route: str, role: str, network_a: Network, platform_admin: User) -> None:
+def test_websocket_access(route: str, role: str, network_a: Network, network_b: Network, platform_admin: User) -> None:
     from asgiref.sync import async_to_sync
     from channels.testing import WebsocketCommunicator
     from django.conf import settings
@@ -560,10 +617,14 @@ def test_websocket_access(route: str, role: str, network_a: Network, platform_ad
         client = verified_login(Client(), actor)
         headers.append((b"cookie", f"{settings.SESSION_COOKIE_NAME}={client.session.session_key}".encode()))
 
-    async def connect() -> bool:
-        socket = WebsocketCommunicator(application, f"/{route}", headers=headers)
+    async def connect(path: str) -> bool:
+        socket = WebsocketCommunicator(application, path, headers=headers)
         connected, _ = await socket.connect()
         await socket.disconnect()
         return connected
 
-    assert async_to_sync(connect)() is WS_MATRIX[route][role]
+    paths = _ws_paths(route, actor, network_a, network_b)
+    assert async_to_sync(connect)(paths["own"]) is WS_MATRIX[route][role]
+    for side in ("other", "absent"):
+        if side in paths:
+            assert async_to_sync(connect)(paths[side]) is False, side

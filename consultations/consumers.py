@@ -1,0 +1,382 @@
+"""WebRTC signalling for a consultation's video call: one room per consultation, one socket per person in it.
+
+Messages are JSON objects of the envelope `{"v": 1, "type": ...}`. From the browser:
+
+    invite {lifetime}        ring the other side for `lifetime` seconds (clamped by settings)
+    accept | decline         answer a call that rings you
+    cancel                   the caller gives up while it rings
+    hangup {reason}          end the call; reason "ice_failure" marks it failed, anything else a hang-up
+    signal {to?, description | candidate}   SDP or an ICE candidate for one peer (`to`: a user id, needed
+                             only when more than one peer is in the room)
+    chat {text}              a line of text, kept in the consultation's thread
+    ping                     a heartbeat; any message counts as one
+
+From the server: `welcome` (you, your peers with the polite role of each pair, the call, ICE servers, the
+limits), `presence` (a peer joined, left or is reconnecting), `invite`, `ringing`, `accept`, `decline`,
+`cancel`, `hangup` (each with the call's new state and `from`, the person who did it, stamped by the server),
+`call` (the new state, to the socket whose message changed it), `signal`, `chat`, `pong`, and `error`
+{code, message}. Nothing a socket sends is echoed back to it; unknown types get an error and go nowhere.
+
+Signals go straight to the peer's channel (channel_layer.send), never through the group; presence and call
+events go through the room's group. Both work across ASGI processes with channels-redis.
+"""
+
+import asyncio
+import json
+import time
+from datetime import datetime
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from consultations import calls
+from consultations.models import Call
+from consultations.services import message_post
+from hospitals.audit import audit_record
+from hospitals.consumers import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED, second_factor_missing
+from hospitals.errors import Refused
+from hospitals.models import AuditEntry, User
+
+VERSION = 1
+CLOSE_SILENT = 4408  # no heartbeat for three periods: the peer is gone
+CLOSE_ROOM_FULL = 4409
+CLOSE_REPLACED = 4410  # the same person opened the call elsewhere
+CLOSE_TOO_LARGE = 4413
+CLOSE_FLOOD = 4429
+DESCRIPTION_TYPES = {"offer", "answer", "pranswer", "rollback"}
+LIFECYCLE = {"invite", "accept", "decline", "cancel", "hangup"}
+
+
+def _audit(user: User, action: str, outcome: str, consultation_id: object, patient_id: object, detail: str) -> None:
+    audit_record(
+        request=None,
+        action=action,
+        outcome=outcome,
+        object_type="consultations.call",
+        object_id=consultation_id,
+        patient_id=patient_id,
+        user=user,
+        detail=detail,
+    )
+
+
+class CallConsumer(AsyncJsonWebsocketConsumer):
+    """The signalling of one person in one consultation's call room."""
+
+    user: User
+    room: calls.Room
+    group: str
+    me: dict[str, Any]
+    peers: dict[int, str]  # user id -> channel, kept by presence events
+    call: dict[str, Any] | None
+    joined: bool = False
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        self.user = user
+        pk = self.scope["url_route"]["kwargs"]["pk"]
+        room = await database_sync_to_async(calls.room_access)(user=user, consultation_id=pk)
+        if room is None or await database_sync_to_async(second_factor_missing)(user, self.scope.get("session")):
+            await database_sync_to_async(_audit)(
+                user, AuditEntry.Action.PERMISSION_DENIED, AuditEntry.Outcome.DENIED, pk, "", "call room refused"
+            )
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        self.room, self.group = room, calls.room_group(room.consultation.pk)
+        if (
+            await database_sync_to_async(calls.presence_count)(consultation_id=room.consultation.pk, user_id=user.pk)
+            >= settings.CALL_ROOM_SIZE - 1
+        ):
+            await self.close(code=CLOSE_ROOM_FULL)
+            return
+        self.me = calls.person(user)
+        self.bucket, self.bucket_at, self.dropped = float(settings.CALL_RATE_BURST), time.monotonic(), 0
+        self.heard = time.monotonic()
+        self.tasks: set[asyncio.Task[Any]] = set()
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        replaced, peers = await database_sync_to_async(calls.presence_join)(
+            consultation_id=room.consultation.pk, user_id=user.pk, channel=self.channel_name
+        )
+        self.peers, self.joined = peers, True
+        if replaced:
+            await self.channel_layer.send(replaced, {"type": "call.replaced"})
+        call, people = await database_sync_to_async(self._welcome_facts)()
+        self.call = call
+        await self.accept()
+        await self.send_json(
+            {
+                "v": VERSION,
+                "type": "welcome",
+                "you": self.me,
+                "guest": room.is_guest,
+                "peers": [{**people[pk], "polite": self._polite(pk)} for pk in peers if pk in people],
+                "call": call,
+                "ice_servers": await database_sync_to_async(calls.ice_servers)(user.pk),
+                "limits": {
+                    "heartbeat_seconds": settings.CALL_HEARTBEAT_SECONDS,
+                    "message_bytes": settings.CALL_MAX_MESSAGE_BYTES,
+                    "rejoin_grace_seconds": settings.CALL_REJOIN_GRACE_SECONDS,
+                    "ring_seconds": settings.CALL_RING_SECONDS,
+                },
+            }
+        )
+        await self.channel_layer.group_send(
+            self.group,
+            {"type": "call.presence", "user": self.me, "channel": self.channel_name, "state": "joined"},
+        )
+        self._spawn(self._watch_heartbeat())
+        if call is not None and call["state"] == Call.State.RINGING and call["started_by"]["id"] == user.pk:
+            self._spawn(self._expire_ring(call))
+
+    def _welcome_facts(self) -> tuple[dict[str, Any] | None, dict[int, dict[str, Any]]]:
+        consultation = self.room.consultation
+        _audit(
+            self.user,
+            AuditEntry.Action.VIEW,
+            AuditEntry.Outcome.SUCCESS,
+            consultation.pk,
+            consultation.patient_id,
+            "joined the call room as a guest" if self.room.is_guest else "joined the call room",
+        )
+        people = {user.pk: calls.person(user) for user in User.objects.filter(pk__in=list(self.peers))}
+        return calls.call_view(calls.call_live(consultation.pk)), people
+
+    def _polite(self, peer_id: int) -> bool:
+        """Of two peers, the one with the higher user id yields in a glare (perfect negotiation's polite)."""
+        return bool(self.user.pk > peer_id)
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def disconnect(self, code: int) -> None:
+        await self._leave()
+
+    async def _leave(self) -> None:
+        if not self.joined:
+            return
+        self.joined = False
+        for task in list(self.tasks):
+            if task is not asyncio.current_task():
+                task.cancel()
+        await self.channel_layer.group_discard(self.group, self.channel_name)
+        left = await database_sync_to_async(calls.presence_leave)(
+            consultation_id=self.room.consultation.pk, user_id=self.user.pk, channel=self.channel_name
+        )
+        if left:
+            in_call = self.call is not None and self.call["state"] == Call.State.ACTIVE
+            await self.channel_layer.group_send(
+                self.group,
+                {
+                    "type": "call.presence",
+                    "user": self.me,
+                    "channel": self.channel_name,
+                    "state": "reconnecting" if in_call else "left",
+                },
+            )
+
+    async def _close(self, code: int) -> None:
+        await self._leave()
+        await self.close(code=code)
+
+    # From the browser.
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if not self._within_rate():
+            return
+        self.heard = time.monotonic()
+        if text_data is None:
+            await self._error("text_only", _("Send JSON text messages."))
+            return
+        if len(text_data) > settings.CALL_MAX_MESSAGE_BYTES:
+            await self._error(
+                "too_large",
+                _("A message may be at most %(size)s KB.") % {"size": settings.CALL_MAX_MESSAGE_BYTES // 1024},
+            )
+            await self._close(CLOSE_TOO_LARGE)
+            return
+        try:
+            message = json.loads(text_data)
+        except ValueError:
+            message = None
+        if not isinstance(message, dict):
+            await self._error("malformed", _("A message is a JSON object with a “type”."))
+            return
+        if message.get("v", VERSION) != VERSION:
+            await self._error("version", _("This server speaks version %(v)s of the call protocol.") % {"v": VERSION})
+            return
+        kind = message.get("type")
+        if kind == "ping":
+            await self.send_json({"v": VERSION, "type": "pong"})
+        elif kind == "signal":
+            await self._signal(message)
+        elif kind in LIFECYCLE:
+            await self._lifecycle(str(kind), message)
+        elif kind == "chat":
+            await self._chat(message)
+        else:
+            await self._error("unknown_type", _("Unknown message type “%(type)s”.") % {"type": str(kind)[:40]})
+
+    def _within_rate(self) -> bool:
+        """A token bucket per socket; a flood is answered once, then closed."""
+        now = time.monotonic()
+        self.bucket = min(
+            float(settings.CALL_RATE_BURST), self.bucket + (now - self.bucket_at) * settings.CALL_RATE_PER_SECOND
+        )
+        self.bucket_at = now
+        if self.bucket >= 1:
+            self.bucket -= 1
+            return True
+        self.dropped += 1
+        if self.dropped == 1:
+            self._spawn(self._error("rate_limited", _("Too many messages: slow down; these were dropped.")))
+        elif self.dropped >= settings.CALL_RATE_BURST:
+            self._spawn(self._close(CLOSE_FLOOD))
+        return False
+
+    async def _error(self, code: str, message: str) -> None:
+        await self.send_json({"v": VERSION, "type": "error", "code": code, "message": message})
+
+    async def _signal(self, message: dict[str, Any]) -> None:
+        if self.call is None or self.call["state"] != Call.State.ACTIVE:
+            await self._error("not_in_call", _("Signals flow once the call has been answered."))
+            return
+        to = message.get("to")
+        if to is None and len(self.peers) == 1:
+            to = next(iter(self.peers))
+        channel = self.peers.get(to) if isinstance(to, int) else None
+        if channel is None:
+            await self._error("no_such_peer", _("That person is not in this call."))
+            return
+        relayed: dict[str, Any] = {"v": VERSION, "type": "signal", "from": self.me}
+        description, candidate = message.get("description"), message.get("candidate")
+        if isinstance(description, dict) and description.get("type") in DESCRIPTION_TYPES and candidate is None:
+            relayed["description"] = {"type": description["type"], "sdp": str(description.get("sdp", ""))}
+        elif isinstance(candidate, dict) and description is None:
+            relayed["candidate"] = candidate
+        else:
+            await self._error("malformed", _("A signal carries a session description or an ICE candidate."))
+            return
+        await self.channel_layer.send(channel, {"type": "call.relay", "payload": relayed})
+
+    async def _lifecycle(self, kind: str, message: dict[str, Any]) -> None:
+        try:
+            call = await database_sync_to_async(self._lifecycle_do)(kind, message)
+        except Refused as refusal:
+            await self._error(refusal.code, str(refusal))
+            return
+        if kind == "invite" and call.state == Call.State.RINGING:
+            self._spawn(self._expire_ring(calls.call_view(call)))
+
+    def _lifecycle_do(self, kind: str, message: dict[str, Any]) -> Call:
+        origin, user = self.channel_name, self.user
+        if kind == "invite":
+            lifetime = message.get("lifetime")
+            lifetime = lifetime if isinstance(lifetime, int) else settings.CALL_RING_SECONDS
+            return calls.call_invite(room=self.room, by=user, lifetime=lifetime, origin=origin)
+        live = calls.call_live(self.room.consultation.pk)
+        if live is None:
+            raise calls.CallRefused(_("There is no call under way on this consultation."))
+        if kind == "accept":
+            return calls.call_accept(call_id=live.pk, by=user, origin=origin)
+        if kind == "decline":
+            return calls.call_decline(call_id=live.pk, by=user, origin=origin)
+        if kind == "cancel" and live.started_by_id != user.pk:
+            raise calls.CallRefused(_("Only the caller cancels a ringing call."))
+        reason = message.get("reason")
+        failed = kind == "hangup" and reason == Call.EndReason.ICE_FAILURE
+        return calls.call_hangup(
+            call_id=live.pk,
+            by=user,
+            reason=Call.EndReason.ICE_FAILURE if failed else Call.EndReason.HANGUP,
+            origin=origin,
+        )
+
+    async def _chat(self, message: dict[str, Any]) -> None:
+        text = message.get("text")
+        if not isinstance(text, str) or not text.strip() or len(text) > 4000:
+            await self._error("malformed", _("A chat message is text of 1 to 4000 characters."))
+            return
+        try:
+            posted = await database_sync_to_async(message_post)(
+                consultation=self.room.consultation, by=self.user, body=text.strip()
+            )
+        except Refused as refusal:
+            await self._error(refusal.code, str(refusal))
+            return
+        line = {"v": VERSION, "type": "chat", "from": self.me, "text": posted.body, "at": posted.created_at.isoformat()}
+        await self.channel_layer.group_send(
+            self.group, {"type": "call.event", "payload": line, "origin": self.channel_name}
+        )
+
+    # Timers.
+
+    async def _watch_heartbeat(self) -> None:
+        period = settings.CALL_HEARTBEAT_SECONDS
+        while True:
+            await asyncio.sleep(period)
+            if time.monotonic() - self.heard > 3 * period:
+                await self._error("silent", _("No heartbeat from this page: the connection is considered lost."))
+                await self._close(CLOSE_SILENT)
+                return
+
+    async def _expire_ring(self, call: dict[str, Any] | None) -> None:
+        """The caller's socket settles its own call when it rings out (the periodic sweep covers a closed tab)."""
+        if call is None:
+            return
+        until = datetime.fromisoformat(call["ring_until"])
+        await asyncio.sleep(max(0.0, (until - timezone.now()).total_seconds()) + 0.05)
+        await database_sync_to_async(calls.call_expire)(call_id=call["id"])
+
+    async def _check_lost(self, call_id: int) -> None:
+        await asyncio.sleep(settings.CALL_REJOIN_GRACE_SECONDS + 0.05)
+        await database_sync_to_async(calls.call_lost)(call_id=call_id)
+
+    # From the room (channel layer).
+
+    async def call_presence(self, event: dict[str, Any]) -> None:
+        person, state = event["user"], event["state"]
+        if event["channel"] == self.channel_name:
+            return
+        if state == "joined":
+            self.peers[person["id"]] = event["channel"]
+        elif self.peers.get(person["id"]) == event["channel"]:
+            del self.peers[person["id"]]
+        else:
+            return  # an older socket of someone already back: nothing changed for this page
+        if state == "reconnecting" and self.call is not None:
+            self._spawn(self._check_lost(self.call["id"]))
+        payload = {"v": VERSION, "type": "presence", "user": person, "state": state}
+        if state == "joined":
+            payload["polite"] = self._polite(person["id"])
+        await self.send_json(payload)
+
+    async def call_event(self, event: dict[str, Any]) -> None:
+        payload = event["payload"]
+        if "call" in payload:
+            self.call = payload["call"]
+        if event.get("origin") != self.channel_name:
+            await self.send_json(payload)
+
+    async def call_reply(self, event: dict[str, Any]) -> None:
+        self.call = event["payload"].get("call", self.call)
+        await self.send_json(event["payload"])
+
+    async def call_relay(self, event: dict[str, Any]) -> None:
+        await self.send_json(event["payload"])
+
+    async def call_replaced(self, event: dict[str, Any]) -> None:
+        await self._error("replaced", _("You opened this call on another page; this one has left it."))
+        self.joined = False  # the newer socket owns the presence row now
+        for task in list(self.tasks):
+            task.cancel()
+        await self.channel_layer.group_discard(self.group, self.channel_name)
+        await self.close(code=CLOSE_REPLACED)
