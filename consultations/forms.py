@@ -110,12 +110,16 @@ class ConclusionForm(OtpTokenForm):
         return follow_up
 
 
+class StaffChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        return f"{obj.get_full_name() or obj.username} · {obj.staff.hospital}"
+
+
 class CallGuestForm(forms.Form):
-    user = forms.ModelChoiceField(label=_("Invite into the call"), queryset=User.objects.none())
+    user = StaffChoiceField(label=_("Invite into the call"), queryset=User.objects.none())
 
     def __init__(self, *args: Any, candidates: QuerySet[User], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         field = self.fields["user"]
-        assert isinstance(field, forms.ModelChoiceField)
+        assert isinstance(field, StaffChoiceField)
         field.queryset = candidates
-        field.label_from_instance = lambda user: f"{user.get_full_name() or user.username} · {user.staff.hospital}"
