@@ -1,10 +1,13 @@
 """Live updates of consultations: sent after commit to the two hospitals' groups (ids and states only)."""
 
+from datetime import timedelta
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.urls import reverse
+from django.utils import timezone
 
 from hospitals.events import hospital_group, user_group
 
@@ -96,6 +99,9 @@ def call_rung(call_id: int, *, origin: str = "", only: list[int] | None = None) 
         return
     call, ring, callees = found
     view = calls.call_view(call) or {}
+    # To the people it rings, a call rings, even a guest's call that is under way: for a while, until joined.
+    until = max(call.ring_until, timezone.now() + timedelta(seconds=settings.CALL_RING_SECONDS))
+    rung = {**ring, "state": "ringing", "until": until.isoformat()}
     lifetime = max(0, round((call.ring_until - call.started_at).total_seconds()))
 
     async def send_all() -> None:
@@ -106,7 +112,7 @@ def call_rung(call_id: int, *, origin: str = "", only: list[int] | None = None) 
                 ringing = {"v": 1, "type": "ringing", "call": view, "ringing": len(callees)}
                 await layer.send(origin, {"type": "call.reply", "payload": ringing})
         for user_id in only if only is not None else callees:
-            await layer.group_send(user_group(user_id), {"type": "notify", "payload": ring})
+            await layer.group_send(user_group(user_id), {"type": "notify", "payload": rung})
 
     async_to_sync(send_all)()
 

@@ -118,6 +118,17 @@ def media_in_tmp(settings, tmp_path):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(autouse=True)
+def channel_layer_fresh():  # type: ignore[no-untyped-def]
+    """Each test gets its own channel layer: channels-redis binds its locks and pools to the event loop that
+    first used them, and each asyncio test runs in a loop of its own."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
+@pytest.fixture(autouse=True)
 def lab_reference_unremembered():  # type: ignore[no-untyped-def]
     """No test sees another's copy of the lab reference tables: a transactional test's flush empties the
     tables without the signals that drop the copy, and a stale copy names tests that are no longer there."""
