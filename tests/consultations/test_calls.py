@@ -6,7 +6,6 @@ import hashlib
 import hmac
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -24,28 +23,10 @@ from consultations import calls, services
 from consultations.models import Call, CallGuest, Consultation, Message
 from hospitals.models import AuditEntry, Notification, Staff, User
 from mhospital.routing import websocket_urlpatterns
-from tests.conftest import Network, PatientFactory, StaffFactory, consultation_make, verified_login
+from tests.conftest import Network, StaffFactory, verified_login
+from tests.consultations.conftest import Sides
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
-
-
-@dataclass
-class Sides:
-    consultation: Consultation
-    clinician: User
-    specialist: User
-    network: Network
-
-
-@pytest.fixture
-def sides(network_a: Network) -> Sides:
-    """An accepted request from Tula, taken by a Moscow specialist (who has a second factor)."""
-    clinician = StaffFactory(hospital=network_a.regional, role=Staff.Role.CLINICIAN).user
-    specialist = StaffFactory(hospital=network_a.central, role=Staff.Role.SPECIALIST).user
-    consultation = consultation_make(
-        PatientFactory(hospital=network_a.regional), state="accepted", requested_by=clinician, assigned_to=specialist
-    )
-    return Sides(consultation, clinician, specialist, network_a)
 
 
 def _session(user: User) -> dict[str, Any]:
