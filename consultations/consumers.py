@@ -160,7 +160,7 @@ class CallConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         await self._leave()
 
-    async def _leave(self) -> None:
+    async def _leave(self, state: str = "") -> None:
         if not self.joined:
             return
         self.joined = False
@@ -179,12 +179,12 @@ class CallConsumer(AsyncJsonWebsocketConsumer):
                     "type": "call.presence",
                     "user": self.me,
                     "channel": self.channel_name,
-                    "state": "reconnecting" if in_call else "left",
+                    "state": state or ("reconnecting" if in_call else "left"),
                 },
             )
 
-    async def _close(self, code: int) -> None:
-        await self._leave()
+    async def _close(self, code: int, state: str = "") -> None:
+        await self._leave(state)
         await self.close(code=code)
 
     # From the browser.
@@ -268,6 +268,9 @@ class CallConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.send(channel, {"type": "call.relay", "payload": relayed})
 
     async def _lifecycle(self, kind: str, message: dict[str, Any]) -> None:
+        if kind == "hangup" and self.room.is_guest:  # a guest leaves; the call goes on between its two sides
+            await self._close(1000, state="left")
+            return
         try:
             call = await database_sync_to_async(self._lifecycle_do)(kind, message)
         except Refused as refusal:

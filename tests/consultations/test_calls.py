@@ -375,6 +375,14 @@ async def test_a_guest_joins_when_invited_and_the_room_has_a_size(answered, sett
     assert (await _next(clinician, "signal"))["candidate"]["candidate"] == "to the clinician"
     assert all(m["type"] != "signal" for m in await _nothing_but_presence(specialist))
 
+    # The guest hangs up: the guest leaves, the call goes on.
+    await _send(guest, type="hangup", reason="hangup")
+    assert (await guest.receive_output(timeout=2)) == {"type": "websocket.close", "code": 1000}
+    left = await _next(clinician, "presence")
+    assert (left["user"]["id"], left["state"]) == (trainer.pk, "left")
+    assert await sync_to_async(lambda: Call.objects.get(pk=call_id).state)() == "active"
+    guest, _ = await _join(trainer, pk)
+
     settings.CALL_ROOM_SIZE = 3
     late = await sync_to_async(lambda: StaffFactory(role=Staff.Role.CLINICIAN).user)()
     await sync_to_async(calls.call_guest_invite)(call_id=call_id, by=specialist.scope["user"], user=late)
