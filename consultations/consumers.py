@@ -81,44 +81,30 @@ class CallConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.user = user
-        pk = self.scope["url_route"]["kwargs"]["pk"]
-        room = await database_sync_to_async(calls.room_access)(user=user, consultation_id=pk)
-        if room is None or await database_sync_to_async(second_factor_missing)(user, self.scope.get("session")):
-            await database_sync_to_async(_audit)(
-                user, AuditEntry.Action.PERMISSION_DENIED, AuditEntry.Outcome.DENIED, pk, "", "call room refused"
-            )
-            await self.close(code=CLOSE_FORBIDDEN)
-            return
-        self.room, self.group = room, calls.room_group(room.consultation.pk)
-        if (
-            await database_sync_to_async(calls.presence_count)(consultation_id=room.consultation.pk, user_id=user.pk)
-            >= settings.CALL_ROOM_SIZE - 1
-        ):
-            await self.close(code=CLOSE_ROOM_FULL)
+        refusal = await database_sync_to_async(self._admit)(self.scope["url_route"]["kwargs"]["pk"])
+        if refusal is not None:
+            await self.close(code=refusal)
             return
         self.me = calls.person(user)
         self.bucket, self.bucket_at, self.dropped = float(settings.CALL_RATE_BURST), time.monotonic(), 0
         self.heard = time.monotonic()
         self.tasks: set[asyncio.Task[Any]] = set()
+        # Into the group before the room's table: no presence event of a page opening meanwhile is missed.
         await self.channel_layer.group_add(self.group, self.channel_name)
-        replaced, peers = await database_sync_to_async(calls.presence_join)(
-            consultation_id=room.consultation.pk, user_id=user.pk, channel=self.channel_name
-        )
-        self.peers, self.joined = peers, True
+        replaced, people = await database_sync_to_async(self._enter)()
+        self.joined = True
         if replaced:
             await self.channel_layer.send(replaced, {"type": "call.replaced"})
-        call, people = await database_sync_to_async(self._welcome_facts)()
-        self.call = call
         await self.accept()
         await self.send_json(
             {
                 "v": VERSION,
                 "type": "welcome",
                 "you": self.me,
-                "guest": room.is_guest,
-                "peers": [{**people[pk], "polite": self._polite(pk)} for pk in peers if pk in people],
-                "call": call,
-                "ice_servers": await database_sync_to_async(calls.ice_servers)(user.pk),
+                "guest": self.room.is_guest,
+                "peers": [{**person, "polite": self._polite(peer)} for peer, person in people.items()],
+                "call": self.call,
+                "ice_servers": calls.ice_servers(user.pk),
                 "limits": {
                     "heartbeat_seconds": settings.CALL_HEARTBEAT_SECONDS,
                     "message_bytes": settings.CALL_MAX_MESSAGE_BYTES,
@@ -132,11 +118,33 @@ class CallConsumer(AsyncJsonWebsocketConsumer):
             {"type": "call.presence", "user": self.me, "channel": self.channel_name, "state": "joined"},
         )
         self._spawn(self._watch_heartbeat())
+        call = self.call
         if call is not None and call["state"] == Call.State.RINGING and call["started_by"]["id"] == user.pk:
             self._spawn(self._expire_ring(call))
 
-    def _welcome_facts(self) -> tuple[dict[str, Any] | None, dict[int, dict[str, Any]]]:
+    def _admit(self, pk: object) -> int | None:
+        """The close code that refuses this socket, or None: the room's access rules, the second factor, the
+        room's size. Refusals are audited."""
+        room = calls.room_access(user=self.user, consultation_id=pk)
+        if room is None or second_factor_missing(self.user, self.scope.get("session")):
+            _audit(
+                self.user, AuditEntry.Action.PERMISSION_DENIED, AuditEntry.Outcome.DENIED, pk, "", "call room refused"
+            )
+            return CLOSE_FORBIDDEN
+        self.room, self.group = room, calls.room_group(room.consultation.pk)
+        if (
+            calls.presence_count(consultation_id=room.consultation.pk, user_id=self.user.pk)
+            >= settings.CALL_ROOM_SIZE - 1
+        ):
+            return CLOSE_ROOM_FULL
+        return None
+
+    def _enter(self) -> tuple[str | None, dict[int, dict[str, Any]]]:
+        """Take a place in the room; returns the socket this one replaces and who else is in, by user id."""
         consultation = self.room.consultation
+        replaced, self.peers = calls.presence_join(
+            consultation_id=consultation.pk, user_id=self.user.pk, channel=self.channel_name
+        )
         _audit(
             self.user,
             AuditEntry.Action.VIEW,
@@ -146,7 +154,8 @@ class CallConsumer(AsyncJsonWebsocketConsumer):
             "joined the call room as a guest" if self.room.is_guest else "joined the call room",
         )
         people = {user.pk: calls.person(user) for user in User.objects.filter(pk__in=list(self.peers))}
-        return calls.call_view(calls.call_live(consultation.pk)), people
+        self.call = calls.call_view(calls.call_live(consultation.pk))
+        return replaced, people
 
     def _polite(self, peer_id: int) -> bool:
         """Of two peers, the one with the higher user id yields in a glare (perfect negotiation's polite)."""
