@@ -1,4 +1,4 @@
-"""Request id, ended sessions, the sign-in gates and the hospital's time zone."""
+"""Request id, no-store caching, ended sessions, the sign-in gates and the hospital's time zone."""
 
 import ipaddress
 import re
@@ -41,6 +41,21 @@ class RequestContextMiddleware:
         request.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex  # type: ignore[attr-defined]
         response = self.get_response(request)
         response["X-Request-ID"] = request.request_id  # type: ignore[attr-defined]
+        return response
+
+
+class NoStoreMiddleware:
+    """Cache-Control: no-store on every response that does not say otherwise: pages, API answers and errors
+    carry patient data, which no browser or proxy should keep. Static files are answered before this
+    (WhiteNoise); the viewer's frames choose their own private caching."""
+
+    def __init__(self, get_response: Handler) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if not response.has_header("Cache-Control"):
+            response["Cache-Control"] = "no-store"
         return response
 
 

@@ -1,9 +1,14 @@
 // Live updates: one WebSocket per page to /ws/notifications/. Each event is re-dispatched on <body>
-// as "mh:<kind>" (e.g. "mh:consultation"), so htmx elements refresh with hx-trigger="mh:consultation from:body".
+// as "mh:<kind>" (e.g. "mh:consultation"), so htmx elements refresh with hx-trigger="mh:consultation from:body",
+// and as "mh:<kind>:<id>" and "mh:<kind>:patient-<id>" when the event names its object or its patient.
 (function () {
   "use strict";
   var SESSION_ENDED = 4408;
   var delay = 1000;
+
+  function announce(name, event) {
+    document.body.dispatchEvent(new CustomEvent(name, { detail: event }));
+  }
 
   function connect() {
     var scheme = location.protocol === "https:" ? "wss://" : "ws://";
@@ -22,7 +27,12 @@
         }
       }
       if (event.kind) {
-        document.body.dispatchEvent(new CustomEvent("mh:" + event.kind, { detail: event }));
+        announce("mh:" + event.kind, event);
+        // Names for one object's events, for elements that refresh on one consultation's or one patient's
+        // news (hx-trigger="mh:lab:patient-7 from:body"): htmx's trigger filters would need eval, which the
+        // page's CSP refuses.
+        if (event.id != null) announce("mh:" + event.kind + ":" + event.id, event);
+        if (event.patient != null) announce("mh:" + event.kind + ":patient-" + event.patient, event);
       }
     };
     socket.onclose = function (closed) {

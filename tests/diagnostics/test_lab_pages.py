@@ -161,7 +161,7 @@ def test_the_patient_page_carries_the_card_with_entry_for_its_hospital(network_a
     patient = PatientFactory(hospital=network_a.regional)
     html = _clinician(network_a.regional).get(f"/patients/{patient.pk}/").content.decode()
     assert f'hx-get="/labs/patients/{patient.pk}/"' in html
-    assert f"mh:lab[detail.patient=={patient.pk}] from:body" in html
+    assert f"mh:lab:patient-{patient.pk} from:body" in html
     assert f'hx-get="/labs/patients/{patient.pk}/new/"' in html
     assert f'href="/labs/patients/{patient.pk}/import/"' in html
 

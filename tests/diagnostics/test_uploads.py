@@ -354,7 +354,7 @@ def test_the_patient_page_shows_studies_with_thumbnails_and_the_state_of_each_im
     page = client.get(f"/patients/{patient.pk}/").content.decode()
     assert f'hx-get="/imaging/patients/{patient.pk}/"' in page
     assert f'data-create-url="/imaging/patients/{patient.pk}/uploads/"' in page
-    assert f"mh:study[detail.patient=={patient.pk}] from:body" in page
+    assert f"mh:study:patient-{patient.pk} from:body" in page
 
     section = client.get(f"/imaging/patients/{patient.pk}/").content.decode()
     thumb = Instance.objects.get(series__study=ct)

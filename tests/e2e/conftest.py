@@ -57,11 +57,19 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture
 def page(browser):  # type: ignore[no-untyped-def]
+    """A fresh browser tab; any Content-Security-Policy violation on any page it visits fails the test (an
+    inline script or style the policy refused is a feature that silently does not work)."""
     context = browser.new_context(locale="en-GB", timezone_id="Europe/Moscow")
     page = context.new_page()
     page.set_default_timeout(15_000)
+    refused: list[str] = []
+    page.on(
+        "console",
+        lambda message: refused.append(message.text) if "Content Security Policy" in message.text else None,
+    )
     yield page
     context.close()
+    assert not refused, f"the page's CSP refused: {refused}"
 
 
 def totp_code(username: str) -> str:

@@ -25,7 +25,7 @@ def test_an_urgent_consultation_from_tula_to_moscow_and_back(browser, asgi_serve
     # Moscow's cardiologist has the worklist open, and it is empty.
     sign_in(moscow, asgi_server, "moscow.cardiologist")
     moscow.goto(f"{asgi_server}/consultations/")
-    moscow.wait_for_function("document.body.dataset.live === 'connected'")
+    moscow.wait_for_function("() => document.body.dataset.live === 'connected'")
     assert "Nothing waiting for you." in moscow.get_by_test_id("worklist-rows").inner_text()
 
     # Tula registers the patient, records consent, and asks.

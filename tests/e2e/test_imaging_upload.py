@@ -31,7 +31,7 @@ def test_a_folder_of_dicom_files_uploads_and_its_thumbnails_appear_live(  # type
 
     sign_in(page, asgi_server, "tula.clinician")
     page.goto(f"{asgi_server}/patients/{patient.pk}/")
-    page.wait_for_function("document.body.dataset.live === 'connected'")
+    page.wait_for_function("() => document.body.dataset.live === 'connected'")
     expect(page.get_by_test_id("imaging-studies")).to_contain_text("No images of this patient yet.")
     # Marks that survive only as long as the page is not reloaded, and the study events that arrive.
     page.evaluate(
@@ -41,7 +41,7 @@ def test_a_folder_of_dicom_files_uploads_and_its_thumbnails_appear_live(  # type
 
     page.get_by_test_id("upload-folder").set_input_files(str(tmp_path / "CD"))
 
-    page.wait_for_function("document.querySelector('[data-testid=upload-percent]').textContent === '100%'")
+    page.wait_for_function("() => document.querySelector('[data-testid=upload-percent]').textContent === '100%'")
     assert page.get_by_test_id("upload-progress").get_attribute("value") == "100"
     items = page.get_by_test_id("upload-item")
     assert items.count() == 4

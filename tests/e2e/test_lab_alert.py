@@ -26,7 +26,7 @@ def test_a_critical_result_appears_live_on_an_open_page_and_is_acknowledged(  # 
 
     sign_in(page, asgi_server, "tula.clinician")
     page.goto(f"{asgi_server}/patients/{patient.pk}/")
-    page.wait_for_function("document.body.dataset.live === 'connected'")
+    page.wait_for_function("() => document.body.dataset.live === 'connected'")
     banner = page.get_by_test_id("lab-alerts")
     items = banner.get_by_test_id("lab-alert")
     # The demo's troponin of an hour ago waits for this clinician's acknowledgement on every page.
@@ -47,7 +47,7 @@ def test_a_critical_result_appears_live_on_an_open_page_and_is_acknowledged(  # 
     expect(item).to_contain_text("critically high")
     expect(banner).to_have_css("background-color", "rgb(179, 38, 30)")  # the app's red (--bad)
     # The title follows once htmx has settled the swap, a moment after the banner shows.
-    page.wait_for_function("document.title.startsWith('(2) ')")
+    page.wait_for_function("() => document.title.startsWith('(2) ')")
     assert page.evaluate("window.notReloaded") is True
 
     item.get_by_role("button", name="Acknowledge").click()
@@ -58,7 +58,7 @@ def test_a_critical_result_appears_live_on_an_open_page_and_is_acknowledged(  # 
     expect(banner).to_be_hidden()
     expect(page.get_by_test_id("lab-alert")).to_have_count(0)
     assert page.evaluate("window.notReloaded") is True
-    page.wait_for_function("!document.title.startsWith('(')")
+    page.wait_for_function("() => !document.title.startsWith('(')")
     ack = LabAlertAck.objects.get(alert=alert)
     assert ack.hospital == tula and ack.user.username == "tula.clinician"
     assert AuditEntry.objects.filter(

@@ -25,7 +25,7 @@ def test_recordings_arrive_live_play_in_the_page_and_show_the_heart_rate(  # typ
     (tmp_path / "ecg.csv").write_bytes(ecg_csv(500, 75))
     sign_in(page, asgi_server, "tula.clinician")
     page.goto(f"{asgi_server}/patients/{patient.pk}/")
-    page.wait_for_function("document.body.dataset.live === 'connected'")
+    page.wait_for_function("() => document.body.dataset.live === 'connected'")
     expect(page.get_by_test_id("no-recordings")).to_be_visible()
     page.evaluate("window.notReloaded = true")
 

@@ -46,3 +46,16 @@ def test_wrong_password_shows_a_message_in_the_browser(page, live_server) -> Non
     page.get_by_label("Password").fill("not-the-password")
     page.get_by_role("button", name="Sign in").click()
     assert page.get_by_role("alert").inner_text().startswith("Please enter a correct username and password")
+
+
+def test_the_language_switch_and_the_api_documentation_work_under_the_pages_csp(page, live_server) -> None:  # type: ignore[no-untyped-def]
+    off_loop(demo_load)
+    _sign_in(page, live_server, "tula.clinician")
+    page.wait_for_url(f"{live_server.url}/")
+    # Choosing a language submits the form by itself (a script file's handler, not an inline one).
+    page.get_by_label("Language").select_option("ru")
+    page.wait_for_function("() => document.documentElement.lang === 'ru'")
+    assert page.get_by_role("heading", name="Главная").is_visible()
+    # Swagger UI starts from its own script URL and lists the API's operations.
+    page.goto(f"{live_server.url}/api/docs/")
+    page.locator(".opblock-summary-path", has_text="/api/v1/patients/").first.wait_for()

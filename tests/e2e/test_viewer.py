@@ -60,7 +60,7 @@ def test_a_specialist_windows_measures_and_plays_a_study_in_the_viewer(page, asg
     sign_in(page, asgi_server, "moscow.radiologist")
     page.goto(f"{asgi_server}/imaging/studies/{ct.series.study_id}/viewer/")
     viewer = page.locator("#viewer")
-    page.wait_for_function("document.getElementById('viewer').dataset.state === 'shown'")
+    page.wait_for_function("() => document.getElementById('viewer').dataset.state === 'shown'")
     window = page.get_by_test_id("window")
     # CT_small has no window in its header: the default spans its values, in Hounsfield units.
     sample = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
@@ -99,15 +99,15 @@ def test_a_specialist_windows_measures_and_plays_a_study_in_the_viewer(page, asg
 
     # The ultrasound loop: 30 frames at the 30 per second its header asks for.
     page.get_by_test_id("series").filter(has_text="Cardiac loop").click()
-    page.wait_for_function(f"document.getElementById('viewer').dataset.current !== '{ct.series_id}'")
-    page.wait_for_function("document.getElementById('viewer').dataset.state === 'shown'")
+    page.wait_for_function(f"() => document.getElementById('viewer').dataset.current !== '{ct.series_id}'")
+    page.wait_for_function("() => document.getElementById('viewer').dataset.state === 'shown'")
     assert "frame 1 of 30" in page.get_by_test_id("position").inner_text()
     assert page.get_by_label("Frames per second").input_value() == "30"
     assert page.get_by_role("button", name="Lung").is_disabled()  # Hounsfield presets mean nothing here
     play = page.get_by_test_id("play")
     play.click()
     assert play.inner_text() == "Pause"
-    page.wait_for_function("Number(document.getElementById('viewer').dataset.position) >= 5")
+    page.wait_for_function("() => Number(document.getElementById('viewer').dataset.position) >= 5")
     play.click()
     assert play.get_attribute("aria-pressed") == "false"
     stopped = viewer.get_attribute("data-position")
