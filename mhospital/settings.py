@@ -94,6 +94,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "mhospital.urls"
+# Backups (manage.py backup): JSON that keeps times to the microsecond.
+SERIALIZATION_MODULES = {"exactjson": "hospitals.exactjson"}
 ASGI_APPLICATION = "mhospital.asgi.application"
 WSGI_APPLICATION = "mhospital.wsgi.application"
 
