@@ -135,7 +135,11 @@ def _instance_row(
 ) -> Instance:
     name = f"dicom/{digest[:2]}/{digest[2:4]}/{digest}.dcm"
     if not default_storage.exists(name):
-        name = default_storage.save(name, ContentFile(data))
+        saved = default_storage.save(name, ContentFile(data))
+        if saved != name:
+            # The same bytes arrived by another request meanwhile and took the name (storage gave this copy
+            # another one): the name is the content, so keep theirs and drop the spare copy.
+            default_storage.delete(saved)
     return Instance(
         series=series,
         hospital_id=hospital_id,

@@ -19,6 +19,8 @@ from hospitals.models import AuditEntry
 from patients.models import Patient
 from tests.conftest import Network, PatientFactory, StaffFactory, consultation_make, dicom_for, store_now
 
+pytestmark = pytest.mark.reliability
+
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE_VARS = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "MEDIA_ROOT", "MHOSPITAL_VAR_DIR")
 # What the restored platform holds, read by a process of its own.
@@ -43,7 +45,13 @@ def _manage(*args: str, database: str, media: Path, var: Path) -> subprocess.Com
     env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARS}
     env.update(DATABASE_URL=database, MEDIA_ROOT=str(media), MHOSPITAL_VAR_DIR=str(var))
     return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
@@ -92,7 +100,9 @@ def test_a_backup_restores_into_a_fresh_database_with_every_record_and_file(
     probe = _manage("shell", "--no-imports", "-c", PROBE, database=fresh_database, media=media, var=tmp_path)
     assert probe.returncode == 0, probe.stderr
     found = json.loads(probe.stdout.strip().splitlines()[-1])
-    assert found["patients"] == sorted([list(row) for row in Patient.objects.values_list("record_number", "family_name")])
+    assert found["patients"] == sorted(
+        [list(row) for row in Patient.objects.values_list("record_number", "family_name")]
+    )
     assert found["files"] == {
         s.instance.sop_instance_uid: hashlib.sha256(Instance.objects.get(pk=s.instance.pk).file.read()).hexdigest()
         for s in stored
