@@ -7,6 +7,7 @@ from knox.views import LoginView as KnoxLoginView
 from knox.views import LogoutView as KnoxLogoutView
 from rest_framework import serializers
 from rest_framework.authentication import SessionAuthentication
+from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -25,6 +26,12 @@ class TokenCreateView(KnoxLoginView):
 
     authentication_classes = [SessionAuthentication]
     permission_classes = [SignedInWithSecondFactor]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        # A method this view does not have is 405 for anyone, before the session is asked for.
+        if request.method not in self.allowed_methods:
+            raise MethodNotAllowed(request.method or "")
+        super().initial(request, *args, **kwargs)
 
     def post(self, request: Request, format: Any = None) -> Response:
         response = super().post(request, format=format)

@@ -9,11 +9,12 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count, Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
+from django.views import defaults
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from hospitals import scoping, services
@@ -22,6 +23,14 @@ from hospitals.forms import AuditFilterForm, StaffCreateForm, StaffSearchForm, S
 from hospitals.models import Hospital, Notification, Staff, User
 
 PAGE_SIZE = 50
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django's 404 for a URL nothing answers: in the API's error format under /api/ (a client reads JSON
+    there, whatever it asked for), the page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"code": "not_found", "detail": _("Not found.")}, status=404)
+    return defaults.page_not_found(request, exception or Http404())
 
 
 def forbidden(request: HttpRequest, message: str) -> HttpResponse:

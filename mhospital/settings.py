@@ -363,9 +363,11 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = not PRODUCTION
 
 REST_FRAMEWORK = {
+    # The token first: a call with no credentials is answered 401 with "WWW-Authenticate: Token", as a
+    # client expects, rather than the 403 that session authentication (which has no such header) gives.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",  # the browser
         "knox.auth.TokenAuthentication",  # integrations: "Authorization: Token <key>"
+        "rest_framework.authentication.SessionAuthentication",  # the browser
     ],
     "DEFAULT_PERMISSION_CLASSES": ["hospitals.api_rules.SignedInWithSecondFactor"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -383,6 +385,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "hospitals.api_schema.errors_documented",
+    ],
 }
 
 LOGGING = {

@@ -5,6 +5,7 @@ from django.views.generic import RedirectView
 from mhospital.health import healthz
 
 admin.site.site_header = "M-Hospital"
+handler404 = "hospitals.views.not_found"
 # The Django admin is the platform admins' (superusers') tool only; no other flag opens it.
 admin.site.has_permission = lambda request: request.user.is_active and request.user.is_superuser  # type: ignore[method-assign]
 

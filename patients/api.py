@@ -1,5 +1,6 @@
 """Patients over the API: the same scoping, validation and audit as the pages."""
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -65,7 +66,7 @@ class PatientViewSet(
         staff = request_membership(request._request)
         if staff is None or not request_scope(request._request).has_patients:
             raise ValidationError({"hospital": _("Patients are registered by clinicians and specialists.")})
-        form = PatientForm(request.data, hospital=staff.hospital)
+        form = PatientForm(_form_data(request.data), hospital=staff.hospital)
         return self._save(
             request,
             form,
@@ -77,7 +78,9 @@ class PatientViewSet(
         patient = self.get_object()
         if patient.hospital_id != request_scope(request._request).hospital_id:
             raise ValidationError({"hospital": _("Only the patient's home hospital corrects their record.")})
-        form = PatientForm({**request.data, "confirm_not_duplicate": True}, instance=patient, hospital=patient.hospital)
+        form = PatientForm(
+            {**_form_data(request.data), "confirm_not_duplicate": True}, instance=patient, hospital=patient.hospital
+        )
         return self._save(request, form, lambda data: services.patient_update(patient=patient, **data), created=False)
 
     def _save(self, request: Request, form: PatientForm, write: Any, *, created: bool) -> Response:
@@ -113,3 +116,19 @@ class PatientViewSet(
         except DjangoValidationError as error:
             raise ValidationError(error.message_dict) from error
         return Response(self.get_serializer(patient).data, status=201 if created else 200)
+
+
+def _form_data(data: Any) -> dict[str, Any]:
+    """The request's body as the page's form reads it: an object of single text values. A list or an object
+    where a field takes one value is refused by the field's name (the form's fields would fail on it)."""
+    if not isinstance(data, Mapping):
+        raise ValidationError({"non_field_errors": [_("Send the patient as one JSON object of fields.")]})
+    wrong = {
+        name: [_("Send one value here, not a list or an object.")]
+        for name, value in data.items()
+        if isinstance(value, list | dict)
+    }
+    if wrong:
+        raise ValidationError(wrong)
+    # Form fields read text, as a page posts it: a JSON number or true/false becomes its text.
+    return {name: value if value is None or isinstance(value, str) else str(value) for name, value in data.items()}
