@@ -48,6 +48,13 @@ CLOSE_REPLACED = 4410  # the same person opened the call elsewhere
 CLOSE_TOO_LARGE = 4413
 CLOSE_FLOOD = 4429
 DESCRIPTION_TYPES = {"offer", "answer", "pranswer", "rollback"}
+# RTCIceCandidateInit: each field and the types it may have.
+CANDIDATE_FIELDS: dict[str, tuple[type, ...]] = {
+    "candidate": (str,),
+    "sdpMid": (str, type(None)),
+    "sdpMLineIndex": (int, type(None)),
+    "usernameFragment": (str, type(None)),
+}
 LIFECYCLE = {"invite", "accept", "decline", "cancel", "hangup"}
 
 
@@ -223,6 +230,9 @@ class CallConsumer(AsyncJsonWebsocketConsumer):
             await self._error("version", _("This server speaks version %(v)s of the call protocol.") % {"v": VERSION})
             return
         kind = message.get("type")
+        if not isinstance(kind, str):  # a list or an object here cannot even be looked up
+            await self._error("malformed", _("A message is a JSON object with a “type”."))
+            return
         if kind == "ping":
             await self.send_json({"v": VERSION, "type": "pong"})
         elif kind == "signal":
@@ -267,10 +277,12 @@ class CallConsumer(AsyncJsonWebsocketConsumer):
             return
         relayed: dict[str, Any] = {"v": VERSION, "type": "signal", "from": self.me}
         description, candidate = message.get("description"), message.get("candidate")
-        if isinstance(description, dict) and description.get("type") in DESCRIPTION_TYPES and candidate is None:
+        if _is_description(description) and candidate is None:
             relayed["description"] = {"type": description["type"], "sdp": str(description.get("sdp", ""))}
-        elif isinstance(candidate, dict) and description is None:
-            relayed["candidate"] = candidate
+        elif _is_candidate(candidate) and description is None:
+            # Only RTCIceCandidateInit's own fields go on, each of its type: the peer's browser builds an
+            # RTCIceCandidate from it, and whatever else a sender put in stays here.
+            relayed["candidate"] = {key: candidate[key] for key in CANDIDATE_FIELDS if key in candidate}
         else:
             await self._error("malformed", _("A signal carries a session description or an ICE candidate."))
             return
@@ -392,3 +404,24 @@ class CallConsumer(AsyncJsonWebsocketConsumer):
             task.cancel()
         await self.channel_layer.group_discard(self.group, self.channel_name)
         await self.close(code=CLOSE_REPLACED)
+
+
+def _is_description(value: Any) -> bool:
+    """An RTCSessionDescriptionInit: {"type": "offer" | "answer" | …, "sdp": text}."""
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("type"), str)
+        and value["type"] in DESCRIPTION_TYPES
+        and isinstance(value.get("sdp", ""), str)
+    )
+
+
+def _is_candidate(value: Any) -> bool:
+    """An RTCIceCandidateInit: a candidate line and the optional fields, each of its own type."""
+    if not isinstance(value, dict) or not isinstance(value.get("candidate"), str):
+        return False
+    return all(
+        isinstance(value[key], kinds) and not isinstance(value[key], bool)
+        for key, kinds in CANDIDATE_FIELDS.items()
+        if key in value
+    )

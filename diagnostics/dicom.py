@@ -16,7 +16,7 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 from PIL import Image
 from pydicom.dataset import Dataset, FileDataset
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, iter_pixels
 from pydicom.uid import UID
 
@@ -58,9 +58,33 @@ def header_read(data: bytes) -> Header:
     if data[:128].startswith(_EXECUTABLE_PREAMBLES):
         raise DicomInvalid(_("Refused: the file's preamble holds a program, which a DICOM file never needs."))
     try:
-        dataset = pydicom.dcmread(io.BytesIO(data))
-    except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OverflowError, NotImplementedError) as exc:
+        return _header_of(data, pydicom.dcmread(io.BytesIO(data)))
+    except DicomInvalid:
+        raise
+    except _UNREADABLE as exc:
+        # pydicom reads some values only when they are first asked for: a damaged one fails there too.
         raise DicomInvalid(_("The DICOM header cannot be read: %(reason)s.") % {"reason": str(exc)[:200]}) from None
+
+
+# What pydicom raises on a damaged file (found by tests/security/test_fuzz.py, inputs in fuzz_inputs/dicom).
+_UNREADABLE = (
+    InvalidDicomError,
+    BytesLengthException,
+    EOFError,
+    ValueError,
+    KeyError,
+    TypeError,
+    OverflowError,
+    NotImplementedError,
+    OSError,
+)
+
+
+def _header_of(data: bytes, dataset: Dataset) -> Header:
+    # pydicom turns each element's bytes into its value when first asked; ask for all of them now, so that a
+    # damaged value is refused here rather than failing whatever reads it later (the index, the worker).
+    for _element in dataset.iterall():
+        pass
     if "PixelData" not in dataset and _ENCAPSULATED_PIXEL_DATA in data:
         # pydicom drops an encapsulated element that the file cuts off before its end marker.
         raise DicomInvalid(_("The compressed pixel data is cut short: the file ends before its last frame."))

@@ -313,7 +313,10 @@ def test_only_clinicians_and_specialists_store(role: str, network_a: Network, pl
     elif role != "anonymous":
         verified_login(client, StaffFactory(hospital=network_a.regional, role=role).user)
     response = _stow(client, [dicom_for(patient)])
-    assert response.status_code == 403
+    if role == "anonymous":  # no credentials: challenged for a token
+        assert response.status_code == 401 and response["WWW-Authenticate"] == "Token"
+    else:
+        assert response.status_code == 403
     assert not Instance.objects.exists()
 
 
