@@ -25,7 +25,7 @@ import asyncio
 import json
 import time
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -406,7 +406,7 @@ class CallConsumer(AsyncJsonWebsocketConsumer):
         await self.close(code=CLOSE_REPLACED)
 
 
-def _is_description(value: Any) -> bool:
+def _is_description(value: Any) -> TypeGuard[dict[str, Any]]:
     """An RTCSessionDescriptionInit: {"type": "offer" | "answer" | …, "sdp": text}."""
     return (
         isinstance(value, dict)
@@ -416,7 +416,7 @@ def _is_description(value: Any) -> bool:
     )
 
 
-def _is_candidate(value: Any) -> bool:
+def _is_candidate(value: Any) -> TypeGuard[dict[str, Any]]:
     """An RTCIceCandidateInit: a candidate line and the optional fields, each of its own type."""
     if not isinstance(value, dict) or not isinstance(value.get("candidate"), str):
         return False

@@ -80,7 +80,7 @@ _UNREADABLE = (
 )
 
 
-def _header_of(data: bytes, dataset: Dataset) -> Header:
+def _header_of(data: bytes, dataset: FileDataset) -> Header:
     # pydicom turns each element's bytes into its value when first asked; ask for all of them now, so that a
     # damaged value is refused here rather than failing whatever reads it later (the index, the worker).
     for _element in dataset.iterall():
