@@ -107,7 +107,7 @@ def recording_store(
                 device_id=device_id,
                 uploaded_by=by if getattr(by, "pk", None) else None,
             )
-            transaction.on_commit(lambda: _queue(recording.pk))
+            transaction.on_commit(lambda: _queue(recording.pk), robust=True)
     except IntegrityError:  # the same bytes arrived at the same moment by another way in
         existing = Recording.objects.filter(hospital_id=hospital_id, sha256=digest).first()
         if existing is None:
@@ -346,7 +346,7 @@ def recording_reprocess(recording: Recording) -> bool:
             status=Recording.Status.QUEUED, error="", attempts=0, status_changed_at=timezone.now()
         )
         if queued:
-            transaction.on_commit(lambda: _queue(recording.pk))
+            transaction.on_commit(lambda: _queue(recording.pk), robust=True)
     return bool(queued)
 
 

@@ -184,7 +184,7 @@ def _rows_insert(
                 other = Instance.objects.get(hospital_id=hospital_id, sop_instance_uid=instance.sop_instance_uid)
                 done.append((n, _outcome(_same_or_conflict, other, digests[n], files[n][0])))
     queued = [stored.instance.pk for _n, stored in done if isinstance(stored, Stored) and stored.created]
-    transaction.on_commit(lambda: _queue_all(queued))
+    transaction.on_commit(lambda: _queue_all(queued), robust=True)
     return done
 
 
@@ -372,7 +372,7 @@ def instance_reprocess(instance: Instance) -> bool:
             status=Instance.Status.QUEUED, error="", status_changed_at=timezone.now()
         )
         if queued:
-            transaction.on_commit(lambda: _queue(instance.pk))
+            transaction.on_commit(lambda: _queue(instance.pk), robust=True)
     return bool(queued)
 
 

@@ -185,7 +185,7 @@ def upload_complete(*, upload: Upload) -> Upload:
         status=Upload.Status.STORING, updated_at=timezone.now()
     ) or received.filter(status=Upload.Status.STORING, updated_at__lt=stale).update(updated_at=timezone.now())
     if claimed:
-        transaction.on_commit(lambda: _queue(upload.pk))
+        transaction.on_commit(lambda: _queue(upload.pk), robust=True)
     return Upload.objects.get(pk=upload.pk)
 
 
