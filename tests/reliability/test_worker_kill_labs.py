@@ -13,9 +13,7 @@ from devices.models import Device
 from diagnostics.models import LabMessage, Observation
 from hospitals.models import User
 from tests.conftest import Network, PatientFactory
-from tests.devices.conftest import analyser, token_for, tula_admin  # noqa: F401
 from tests.devices.test_hl7 import GLUCOSE, HBA1C, oru
-from tests.diagnostics.conftest import celery_worker  # noqa: F401
 
 MESSAGES = 600
 pytestmark = [pytest.mark.reliability, pytest.mark.django_db(transaction=True)]
@@ -38,7 +36,7 @@ def test_a_worker_killed_while_storing_lab_messages_leaves_each_stored_once(
     tula_admin: User,
     celery_worker,
     settings,
-    lab_reference,  # noqa: F811
+    lab_reference,
 ) -> None:  # type: ignore[no-untyped-def]
     patients = [PatientFactory(hospital=network_a.regional) for _ in range(5)]
     celery_worker.kill()  # a backlog builds while no worker runs
