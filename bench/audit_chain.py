@@ -35,7 +35,7 @@ def main() -> None:
     created_test_db = connection.vendor != "sqlite"
     if created_test_db:
         # A scratch database of its own (never the test suite's), dropped below.
-        connection.settings_dict["TEST"]["NAME"] = "mhospital_bench"
+        connection.settings_dict["TEST"]["NAME"] = "mhospital_audit_scratch"  # never a database in use
         connection.creation.create_test_db(verbosity=0, autoclobber=True)
     else:
         from django.core.management import call_command
