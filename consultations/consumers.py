@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from channels.db import database_sync_to_async
+from channels.exceptions import ChannelFull
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.utils import timezone
@@ -274,7 +275,10 @@ class CallConsumer(AsyncJsonWebsocketConsumer):
         else:
             await self._error("malformed", _("A signal carries a session description or an ICE candidate."))
             return
-        await self.channel_layer.send(channel, {"type": "call.relay", "payload": relayed})
+        try:
+            await self.channel_layer.send(channel, {"type": "call.relay", "payload": relayed})
+        except ChannelFull:  # the peer's server is behind: tell the sender rather than lose the socket
+            await self._error("busy", _("The call server is busy and this signal was not delivered: send it again."))
 
     async def _lifecycle(self, kind: str, message: dict[str, Any]) -> None:
         if kind == "hangup" and self.room.is_guest:  # a guest leaves; the call goes on between its two sides
