@@ -27,6 +27,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.exceptions import ChannelFull
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -157,6 +158,15 @@ class CallConsumer(AsyncJsonWebsocketConsumer):
         people = {user.pk: calls.person(user) for user in User.objects.filter(pk__in=list(self.peers))}
         self.call = calls.call_view(calls.call_live(consultation.pk))
         return replaced, people
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch first closes stale database connections in a worker thread: a thread hop for
+        every frame and every relayed signal, most of the relay's cost under load. Here nothing touches the
+        database outside database_sync_to_async, which closes them itself around each use, so it is skipped."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     def _polite(self, peer_id: int) -> bool:
         """Of two peers, the one with the higher user id yields in a glare (perfect negotiation's polite)."""

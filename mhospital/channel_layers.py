@@ -12,7 +12,7 @@ from channels_redis.core import RedisChannelLayer
 from redis import asyncio as aioredis
 
 
-class PooledRedisChannelLayer(RedisChannelLayer):  # type: ignore[misc]
+class PooledRedisChannelLayer(RedisChannelLayer):
     def __init__(self, *args: Any, max_connections: int = 64, pool_timeout: float = 10.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.max_connections, self.pool_timeout = max_connections, pool_timeout
