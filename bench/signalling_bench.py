@@ -204,7 +204,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     before = rss_kb(pids) if pids else 0
     started = time.monotonic()
     opened = await asyncio.gather(
-        *(open_(i, pk, cookie) for i, (pk, spec, clin) in enumerate(sessions) for cookie in (spec, clin))
+        *(
+            open_(2 * i + side, pk, cookie)  # with two servers, the two sides of a call on different ones
+            for i, (pk, spec, clin) in enumerate(sessions)
+            for side, cookie in enumerate((spec, clin))
+        )
     )
     result["open_all_s"] = round(time.monotonic() - started, 2)
     result["connect_errors"] = len(connect_errors)

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Signalling under load (issue 6): N calls (2N signed-in sockets) against each target in one run,
 # 127.0.0.1 only; every server it starts is stopped on exit, each target is bounded in time.
-#   bash bench/signalling_bench.sh        # CALLS=500 RATE=300 TARGETS="core pubsub core2 memory relay"
+#   bash bench/signalling_bench.sh        # CALLS=500 RATE=400 TARGETS="core pubsub pubsub2 memory relay"
 #   CALLS=100 TARGETS="core relay" bash bench/signalling_bench.sh
 # Targets: core = uvicorn, 1 process, channels-redis core layer (bounded pool); pubsub = the same with
-# CHANNELS_LAYER=pubsub; core2 = two uvicorn processes on two ports, the two sides of each call on
-# different processes; memory = 1 process, in-memory layer; relay = bench/signalling_relay.py (the floor).
+# CHANNELS_LAYER=pubsub; core2/pubsub2 = two uvicorn processes on two ports, the two sides of each call
+# on different processes; memory = 1 process, in-memory layer; relay = bench/signalling_relay.py (the floor).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PY:-/work/main/.venv/bin/python}"
@@ -13,9 +13,9 @@ export PYTHONPATH="$PWD"
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/mh_call_bench}"
 BENCH_REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/5}"
 export DEBUG=0 ALLOWED_HOSTS=127.0.0.1 LOG_LEVEL=WARNING CHANNELS_PREFIX="${CHANNELS_PREFIX:-call-bench}"
-CALLS="${CALLS:-500}" RATE="${RATE:-300}" PORT="${PORT:-8500}" LIMIT="${LIMIT:-600}"
-TARGETS="${TARGETS:-core pubsub core2 memory relay}"
-UVICORN_OPTS="${UVICORN_OPTS:---loop uvloop --http httptools --ws websockets}"
+CALLS="${CALLS:-500}" RATE="${RATE:-400}" PORT="${PORT:-8500}" LIMIT="${LIMIT:-600}"
+TARGETS="${TARGETS:-core pubsub pubsub2 memory relay}"
+UVICORN_OPTS="${UVICORN_OPTS:---loop uvloop --http httptools --ws websockets-sansio --ws-per-message-deflate false}"
 OUT="${OUT:-var/signalling-bench.jsonl}"
 mkdir -p var
 scratch="$(mktemp -d)"
@@ -43,14 +43,15 @@ for target in $TARGETS; do
   case "$target" in
     core)   serve "$PORT" REDIS_URL="$BENCH_REDIS_URL" CHANNELS_LAYER=core ;;
     pubsub) serve "$PORT" REDIS_URL="$BENCH_REDIS_URL" CHANNELS_LAYER=pubsub ;;
-    core2)  serve "$PORT" REDIS_URL="$BENCH_REDIS_URL" CHANNELS_LAYER=core
-            serve "$((PORT + 1))" REDIS_URL="$BENCH_REDIS_URL" CHANNELS_LAYER=core
+    core2|pubsub2)
+            serve "$PORT" REDIS_URL="$BENCH_REDIS_URL" CHANNELS_LAYER="${target%2}"
+            serve "$((PORT + 1))" REDIS_URL="$BENCH_REDIS_URL" CHANNELS_LAYER="${target%2}"
             urls="ws://127.0.0.1:$PORT,ws://127.0.0.1:$((PORT + 1))" ;;
     memory) serve "$PORT" REDIS_URL= ;;
     relay)  "$PY" bench/signalling_relay.py --port "$PORT" & pids+=($!) ;;
     *) echo "unknown target $target" >&2; exit 2 ;;
   esac
-  ready "$PORT"; [ "$target" = core2 ] && ready "$((PORT + 1))"
+  ready "$PORT"; case "$target" in *2) ready "$((PORT + 1))" ;; esac
   timeout "$LIMIT" "$PY" bench/signalling_bench.py --name "$target" --url "$urls" --sessions "$scratch/sessions.json" \
     --calls "$CALLS" --rate "$RATE" --pids "$(IFS=,; echo "${pids[*]}")" | tee -a "$OUT.tmp" \
     || echo "{\"target\": \"$target\", \"failed\": true}" | tee -a "$OUT.tmp"

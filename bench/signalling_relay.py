@@ -56,7 +56,8 @@ async def handle(ws: Any) -> None:
 
 
 async def main(port: int) -> None:
-    async with websockets.serve(handle, "127.0.0.1", port, max_size=2**20):
+    # No permessage-deflate, as the uvicorn runs of the bench (its zlib state costs ~100 KB a socket).
+    async with websockets.serve(handle, "127.0.0.1", port, max_size=2**20, compression=None):
         await asyncio.Future()
 
 
