@@ -50,16 +50,6 @@ class Side:
         self.queues: dict[str, asyncio.Queue[dict[str, Any]]] = {}
         self.signals: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.reader = asyncio.ensure_future(self._read())
-        self.heartbeat = asyncio.ensure_future(self._ping())
-
-    async def _ping(self) -> None:
-        """As the browser does: a ping every few seconds (the server closes a socket silent for 15 s)."""
-        try:
-            while True:
-                await asyncio.sleep(4)
-                await self.ws.send('{"v": 1, "type": "ping"}')
-        except websockets.ConnectionClosed:
-            pass
 
     async def _read(self) -> None:
         try:
@@ -98,6 +88,17 @@ class Side:
         async with asyncio.timeout(timeout):
             for _ in range(n):
                 await self.signals.get()
+
+
+async def heartbeat(ws: Any) -> None:
+    """As the browser does, from the moment the socket opens: a ping every few seconds (the server closes a
+    socket silent for three heartbeat periods, 15 s by default)."""
+    try:
+        while True:
+            await asyncio.sleep(4)
+            await ws.send('{"v": 1, "type": "ping"}')
+    except websockets.ConnectionClosed:
+        pass
 
 
 class Stats:
@@ -181,6 +182,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"target": args.name, "calls": len(sessions), "sockets": 2 * len(sessions)}
     gate = asyncio.Semaphore(args.connect_concurrency)
     connect_errors: list[str] = []
+    heartbeats: list[asyncio.Future[None]] = []
 
     async def open_(i: int, pk: int, cookie: str) -> Any:
         url = f"{urls[i % len(urls)]}/ws/consultations/{pk}/call/"
@@ -191,6 +193,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 )
                 welcome = json.loads(await asyncio.wait_for(ws.recv(), 60))
                 assert welcome["type"] == "welcome", welcome
+                heartbeats.append(asyncio.ensure_future(heartbeat(ws)))
                 return ws
             except Exception as error:  # noqa: BLE001 - counted and reported
                 connect_errors.append(f"{type(error).__name__}: {error}"[:200])
@@ -228,9 +231,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     await asyncio.sleep(1)  # the presence events of the opening settle
     result["paced"] = await round_(pairs, args.rate)
     result["unpaced"] = await round_(pairs, 0)
-    for specialist, clinician in pairs:
-        specialist.heartbeat.cancel()
-        clinician.heartbeat.cancel()
+    for beat in heartbeats:
+        beat.cancel()
     for ws in opened:
         if ws is not None:
             await ws.close()

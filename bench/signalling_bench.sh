@@ -23,6 +23,7 @@ pids=()
 stop() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
          for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done; pids=(); }
 trap 'stop; rm -rf "$scratch"' EXIT
+trap 'exit 130' INT TERM
 
 REDIS_URL="$BENCH_REDIS_URL" "$PY" manage.py migrate --noinput >/dev/null
 REDIS_URL="$BENCH_REDIS_URL" "$PY" manage.py shell --no-imports \
@@ -65,13 +66,13 @@ mv "$OUT.tmp" "$OUT"
 import json, sys
 rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
 floor = next((r for r in rows if r.get("target") == "relay" and not r.get("failed")), None)
-print(f"{'target':8} {'conn err':>8} {'open s':>7} {'KB/sock':>8} {'p50':>7} {'p99':>8} {'max':>8} {'lost':>5} {'sat msg/s':>9} {'p99 x relay':>11} {'sat x relay':>11}")
+print(f"{'target':8} {'conn err':>8} {'open s':>7} {'KB/sock':>8} {'p50':>7} {'p99':>8} {'max':>8} {'lost':>5} {'failed':>6} {'sat msg/s':>9} {'p99 x relay':>11} {'sat x relay':>11}")
 for r in rows:
     if r.get("failed"):
         print(f"{r['target']:8} failed (timeout or crash)"); continue
     p, u = r["paced"], r["unpaced"]
     ratio = lambda a, b: f"{a / b:.1f}" if floor and b else "-"
     print(f"{r['target']:8} {r['connect_errors']:>8} {r['open_all_s']:>7} {r['kb_per_socket']!s:>8} {p['p50_ms']:>7} {p['p99_ms']:>8} "
-          f"{p['max_ms']:>8} {p['lost'] + u['lost']:>5} {u['msg_per_s']:>9} "
+          f"{p['max_ms']:>8} {p['lost'] + u['lost']:>5} {p['failed_calls'] + u['failed_calls']:>6} {u['msg_per_s']:>9} "
           f"{ratio(p['p99_ms'], floor['paced']['p99_ms'] if floor else 0):>11} {ratio(u['msg_per_s'], floor['unpaced']['msg_per_s'] if floor else 0):>11}")
 PY
