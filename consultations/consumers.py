@@ -166,7 +166,12 @@ class CallConsumer(AsyncJsonWebsocketConsumer):
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
+        heard, started = getattr(self, "heard", None), time.monotonic()
         await handler(message)
+        if heard is not None and self.heard == heard:
+            # Time this socket spent on its own handling is not the page's silence: a ping queued behind a
+            # slow handler would otherwise count as missed.
+            self.heard = min(time.monotonic(), heard + time.monotonic() - started)
 
     def _polite(self, peer_id: int) -> bool:
         """Of two peers, the one with the higher user id yields in a glare (perfect negotiation's polite)."""
