@@ -69,7 +69,7 @@ sampler=$!; pids+=($sampler)
 if [ -f bench/signalling_bench.py ] && [ "$CALLS" -gt 0 ]; then
   .venv/bin/python manage.py shell --no-imports -c "import bench.seed_calls as s; s.main($CALLS)" > "$scratch/calls.json"
   .venv/bin/python bench/signalling_bench.py --name mixed --url "ws://127.0.0.1:$PORT" --sessions "$scratch/calls.json" \
-    --calls "$CALLS" > "$scratch/calls.out" 2>&1 &
+    --calls "$CALLS" --rate "$((CALLS * 2))" --paced-only > "$scratch/calls.out" 2>&1 &
   calls=$!; pids+=($calls)
 fi
 

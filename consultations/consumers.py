@@ -27,7 +27,9 @@ import time
 from datetime import datetime
 from typing import Any, TypeGuard
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import ChannelFull
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.utils import timezone
@@ -164,6 +166,20 @@ class CallConsumer(AsyncJsonWebsocketConsumer):
         self.call = calls.call_view(calls.call_live(consultation.pk))
         return replaced, people
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch first closes stale database connections in a worker thread: a thread hop for
+        every frame and every relayed signal, most of the relay's cost under load. Here nothing touches the
+        database outside database_sync_to_async, which closes them itself around each use, so it is skipped."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        heard, started = getattr(self, "heard", None), time.monotonic()
+        await handler(message)
+        if heard is not None and self.heard == heard:
+            # Time this socket spent on its own handling is not the page's silence: a ping queued behind a
+            # slow handler would otherwise count as missed.
+            self.heard = min(time.monotonic(), heard + time.monotonic() - started)
+
     def _polite(self, peer_id: int) -> bool:
         """Of two peers, the one with the higher user id yields in a glare (perfect negotiation's polite)."""
         return bool(self.user.pk > peer_id)
@@ -286,7 +302,10 @@ class CallConsumer(AsyncJsonWebsocketConsumer):
         else:
             await self._error("malformed", _("A signal carries a session description or an ICE candidate."))
             return
-        await self.channel_layer.send(channel, {"type": "call.relay", "payload": relayed})
+        try:
+            await self.channel_layer.send(channel, {"type": "call.relay", "payload": relayed})
+        except ChannelFull:  # the peer's server is behind: tell the sender rather than lose the socket
+            await self._error("busy", _("The call server is busy and this signal was not delivered: send it again."))
 
     async def _lifecycle(self, kind: str, message: dict[str, Any]) -> None:
         if kind == "hangup" and self.room.is_guest:  # a guest leaves; the call goes on between its two sides

@@ -151,12 +151,31 @@ if REDIS_URL:
             "OPTIONS": {"pool_class": "mhospital.redis_pool.SharedConnectionPool"},
         }
     }
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env.str("CHANNELS_PREFIX", default="mhospital")},
+    # The core layer (lists in Redis, capacity enforced) by default; CHANNELS_LAYER=pubsub switches to
+    # channels-redis' pub/sub layer (one connection per process, no capacity, nothing kept for a socket
+    # that is not listening). Capacity counts per process, not per socket: the process's sockets share
+    # one list. See bench/BENCHMARKS.md (signalling) for what each costs.
+    _channels_prefix = env.str("CHANNELS_PREFIX", default="mhospital")
+    if env.str("CHANNELS_LAYER", default="core") == "pubsub":
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                "CONFIG": {"hosts": [REDIS_URL], "prefix": _channels_prefix},
+            }
         }
-    }
+    else:
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "mhospital.channel_layers.PooledRedisChannelLayer",
+                "CONFIG": {
+                    "hosts": [REDIS_URL],
+                    "prefix": _channels_prefix,
+                    "capacity": env.int("CHANNELS_CAPACITY", default=20000),
+                    "max_connections": env.int("CHANNELS_REDIS_CONNECTIONS", default=64),
+                    "pool_timeout": env.float("CHANNELS_REDIS_POOL_TIMEOUT", default=10.0),
+                },
+            }
+        }
     SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 else:
     # A file cache is shared by the web server and the worker processes on one machine.
@@ -166,7 +185,12 @@ else:
             "LOCATION": str(VAR_DIR / "cache"),
         }
     }
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "CONFIG": {"capacity": env.int("CHANNELS_CAPACITY", default=20000)},
+        }
+    }
 
 # Celery: Redis when REDIS_URL is set, otherwise kombu's filesystem broker (no server needed).
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")

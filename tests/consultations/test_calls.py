@@ -489,3 +489,28 @@ async def test_a_guest_rings_when_invited(answered, sides: Sides) -> None:  # ty
     assert event["state"] == "ringing" and event["consultation"] == sides.consultation.pk
     assert await sync_to_async(CallGuest.objects.filter(call_id=call_id, user=trainer).exists)()
     await ring.disconnect()
+
+
+async def test_a_full_channel_tells_the_sender_busy_and_keeps_its_socket(
+    answered: tuple[WebsocketCommunicator, WebsocketCommunicator, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from channels.exceptions import ChannelFull
+    from channels.layers import get_channel_layer
+
+    specialist, clinician, _ = answered
+    layer = get_channel_layer()
+    real_send = layer.send
+
+    async def full_for_relays(channel: str, message: dict[str, Any]) -> None:
+        if message.get("type") == "call.relay":  # the peer's process has CHANNELS_CAPACITY waiting already
+            raise ChannelFull(channel)
+        await real_send(channel, message)
+
+    monkeypatch.setattr(layer, "send", full_for_relays)
+    await _send(specialist, type="signal", description={"type": "offer", "sdp": "v=0 offer"})
+    busy = await _next(specialist, "error")
+    assert busy["code"] == "busy" and "not delivered" in busy["message"]
+    # The socket stays open and the signal goes through once the channel has room again.
+    monkeypatch.setattr(layer, "send", real_send)
+    await _send(specialist, type="signal", description={"type": "offer", "sdp": "v=0 offer"})
+    assert (await _next(clinician, "signal"))["description"]["sdp"] == "v=0 offer"
