@@ -20,7 +20,7 @@ from pydicom.uid import generate_uid
 HERE = Path(__file__).resolve().parent
 SESSIONS = json.loads((HERE / ".sessions.json").read_text())
 MIXED = json.loads((HERE / ".mixed.json").read_text())
-CT = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+CT = pydicom.dcmread(str(get_testdata_file("CT_small.dcm")))
 CSRF = "benchcsrfbenchcsrfbenchcsrfbench"  # a 32-character secret, the cookie and the header alike
 CHUNK = 16_384
 QUERIES = ["иванов", "смирнова", "петров сергей", "ольга", "кузнецов алексей", "фёдоров"]
