@@ -15,4 +15,5 @@ RUN DJANGO_ENV=production SECRET_KEY=build-only ALLOWED_HOSTS=build python manag
 RUN useradd --system --uid 1000 mhospital && mkdir -p /var/lib/mhospital && chown mhospital /var/lib/mhospital
 USER mhospital
 EXPOSE 8000 11112
-CMD ["uvicorn", "mhospital.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers", "--ws", "websockets-sansio"]
+# No per-message compression on WebSockets: a call page's signals are small, and deflate state cost ~100 KB per socket.
+CMD ["uvicorn", "mhospital.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers", "--ws", "websockets-sansio", "--ws-per-message-deflate", "false"]

@@ -31,7 +31,7 @@ run: $(VENV)/.installed
 	$(VENV)/bin/celery --quiet -A mhospital worker --beat --concurrency 2 --loglevel INFO & \
 	$(PY) manage.py dicom_listen --host $(HOST) & \
 	$(PY) manage.py mllp_listen --host $(HOST) & \
-	$(VENV)/bin/uvicorn mhospital.asgi:application --host $(HOST) --port $(PORT) --proxy-headers --ws websockets-sansio
+	$(VENV)/bin/uvicorn mhospital.asgi:application --host $(HOST) --port $(PORT) --proxy-headers --ws websockets-sansio --ws-per-message-deflate false
 
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
