@@ -35,9 +35,7 @@ def main() -> None:
         hospital=hospital, name="Bench analyser", defaults={"kind": Device.Kind.LAB_ANALYSER, "serial": "BENCH-1"}
     )
     _, token = device_token_issue(device=device, by=clinician)
-    patients = list(
-        Patient.objects.filter(hospital=hospital).order_by("pk").values_list("pk", "record_number")[:500]
-    )
+    patients = list(Patient.objects.filter(hospital=hospital).order_by("pk").values_list("pk", "record_number")[:500])
     consultations = list(
         Consultation.objects.filter(consulted_hospital=specialist.staff.hospital, state="requested")
         .order_by("pk")

@@ -17,7 +17,7 @@ from django_otp import match_token
 
 from consultations import calls, selectors, services
 from consultations.forms import CallGuestForm, ConclusionForm, ConsultationRequestForm, MessageForm, MoveForm
-from consultations.models import Consultation
+from consultations.models import Call, Consultation
 from consultations.pdf import conclusion_pdf
 from diagnostics.selectors import studies_overview, studies_visible
 from hospitals.audit import Action, Outcome, audit_record
@@ -361,8 +361,44 @@ def consultation_call(request: HttpRequest, pk: int) -> HttpResponse:
         "guest_form": CallGuestForm(candidates=calls.guest_candidates(request_scope(request), consultation))
         if consultation.assigned_to_id == user.pk
         else None,
+        "texts": _call_texts(),
     }
     return render(request, "consultations/call.html", context)
+
+
+def _call_texts() -> dict[str, Any]:
+    """What the call page's script says, in the user's language (the page passes them as JSON)."""
+    return {
+        "reasons": {str(value): str(label) for value, label in Call.EndReason.choices},
+        "connecting": _("Connecting to the call room…"),
+        "idle": _("No call is under way. Press “Call” to ring the other side."),
+        "idle_waiting": _("No call is under way. The other side can ring you from here."),
+        "ringing_out": _("Ringing… (%(seconds)s s left)"),
+        "ringing_in": _("%(name)s is calling you."),
+        "starting": _("Starting the camera and microphone…"),
+        "connecting_peer": _("Connecting the video…"),
+        "waiting_peer": _("Waiting for the other side to open the call…"),
+        "connected": _("Connected with %(name)s."),
+        "reconnecting": _("The connection dropped; reconnecting…"),
+        "ended": _("The call has ended."),
+        "ended_reason": _("The call has ended: %(reason)s."),
+        "missed": _("Nobody answered; the call is logged as missed."),
+        "declined": _("%(name)s declined the call."),
+        "room_closed": _("The call room closed (%(reason)s). Reload the page to come back."),
+        "no_media": _("Your camera and microphone could not be used (%(reason)s): you take part receive-only."),
+        "audio_only": _("No camera could be used: you take part by voice only."),
+        "quality": _("Round trip %(rtt)s ms · packet loss %(loss)s% · receiving %(kbps)s kbit/s"),
+        "you": _("You"),
+        "mute": _("Mute"),
+        "unmute": _("Unmute"),
+        "camera_off": _("Camera off"),
+        "camera_on": _("Camera on"),
+        "share": _("Share screen"),
+        "stop_share": _("Stop sharing"),
+        "low_on": _("Low bandwidth: on"),
+        "low_off": _("Low bandwidth: off"),
+        "error": _("The call room says: %(message)s"),
+    }
 
 
 @require_POST

@@ -6,6 +6,30 @@
   var SESSION_ENDED = 4408;
   var delay = 1000;
 
+  // A call ringing for this user, on whatever page is open: a panel to answer (the call page) or decline.
+  function ring(event) {
+    var panelId = "ring-" + event.call;
+    var shown = document.getElementById(panelId);
+    if (event.state !== "ringing" || location.pathname === event.url) {
+      if (shown) shown.remove();
+      return;
+    }
+    var template = document.getElementById("ring-panel");
+    if (shown || !template) return;
+    var panel = template.content.firstElementChild.cloneNode(true);
+    panel.id = panelId;
+    panel.querySelector("[data-field=caller]").textContent = event.caller;
+    panel.querySelector("[data-field=consultation]").textContent = event.consultation;
+    panel.querySelector("[data-field=answer]").href = event.url + "?answer=1";
+    panel.querySelector("[data-field=decline]").addEventListener("click", function () {
+      var headers = JSON.parse(document.body.getAttribute("hx-headers") || "{}");
+      headers.Accept = "application/json";
+      fetch(event.url + "decline/", { method: "POST", headers: headers, credentials: "same-origin" });
+      panel.remove();
+    });
+    document.body.appendChild(panel);
+  }
+
   function announce(name, event) {
     document.body.dispatchEvent(new CustomEvent(name, { detail: event }));
   }
@@ -26,6 +50,7 @@
           badge.classList.toggle("bad", event.unread > 0);
         }
       }
+      if (event.kind === "call") ring(event);
       if (event.kind) {
         announce("mh:" + event.kind, event);
         // Names for one object's events, for elements that refresh on one consultation's or one patient's
