@@ -23,15 +23,16 @@ def test_the_database_is_postgresql(db) -> None:  # type: ignore[no-untyped-def]
 @pytest.mark.needs_redis
 def test_cache_channel_layer_and_broker_are_redis() -> None:
     need("Redis (REDIS_URL)", bool(os.environ.get("REDIS_URL")))
-    from channels_redis.core import RedisChannelLayer
+    from django.utils.module_loading import import_string
 
     assert settings.CELERY_BROKER_URL.startswith("redis://")
     cache.set("mhospital:test", "через Redis", 30)
     assert cache.get("mhospital:test") == "через Redis"
 
-    # Two layer instances stand for two ASGI server processes: a message crosses between them.
-    config = settings.CHANNEL_LAYERS["default"]["CONFIG"]
-    sender, receiver = RedisChannelLayer(**config), RedisChannelLayer(**config)
+    # Two instances of the configured layer stand for two ASGI server processes: a message crosses between them.
+    layer, config = (settings.CHANNEL_LAYERS["default"][key] for key in ("BACKEND", "CONFIG"))
+    assert layer.startswith(("channels_redis.", "mhospital.channel_layers."))
+    sender, receiver = import_string(layer)(**config), import_string(layer)(**config)
 
     async def cross() -> dict[str, str]:
         channel = await receiver.new_channel()
