@@ -1,0 +1,301 @@
+"""The registry of FHIR R4 resource types the API serves: each maps platform rows to FHIR JSON.
+
+One registry drives the read and search views and the CapabilityStatement at /fhir/metadata, so the
+statement lists exactly what the views answer.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Model, Q, QuerySet
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+
+from diagnostics.models import Observation
+from diagnostics.selectors import observations_visible
+from hospitals.models import Hospital
+from hospitals.scoping import Scope, hospitals_visible, patients_visible
+from patients.models import Patient
+
+SNILS_SYSTEM = "urn:oid:1.2.643.100.3"
+LOINC = "http://loinc.org"
+UCUM = "http://unitsofmeasure.org"
+INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+
+
+class SearchError(ValueError):
+    """A search parameter's value the API cannot use; the message names it."""
+
+
+def record_number_system(hospital_id: int) -> str:
+    """Record numbers are unique within a hospital only, so each hospital has its own identifier system."""
+    return f"urn:mhospital:hospital:{hospital_id}:record-number"
+
+
+def _instant(value: datetime) -> str:
+    return value.isoformat()
+
+
+def _number(value: Decimal) -> float | int:
+    normalised = value.normalize()
+    return int(normalised) if normalised == normalised.to_integral() else float(normalised)
+
+
+def patient_json(patient: Patient) -> dict[str, Any]:
+    identifiers = [
+        {
+            "use": "usual",
+            "type": {"text": "Hospital record number"},
+            "system": record_number_system(patient.hospital_id),
+            "value": patient.record_number,
+        }
+    ]
+    if patient.snils:
+        identifiers.append(
+            {"use": "official", "type": {"text": "SNILS"}, "system": SNILS_SYSTEM, "value": patient.snils}
+        )
+    name: dict[str, Any] = {"use": "official", "family": patient.family_name, "given": [patient.given_name]}
+    if patient.patronymic:
+        name["given"].append(patient.patronymic)
+    return {
+        "resourceType": "Patient",
+        "id": str(patient.pk),
+        "identifier": identifiers,
+        "name": [name],
+        "gender": patient.sex,
+        "birthDate": patient.birth_date.isoformat(),
+        "managingOrganization": {"reference": f"Organization/{patient.hospital_id}"},
+    }
+
+
+def organization_json(hospital: Hospital) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "resourceType": "Organization",
+        "id": str(hospital.pk),
+        "active": hospital.is_active,
+        "name": hospital.name,
+        "type": [{"text": hospital.get_kind_display()}],
+        "address": [{"state": hospital.region}],
+    }
+    if hospital.central_hospital_id:
+        body["partOf"] = {"reference": f"Organization/{hospital.central_hospital_id}"}
+    return body
+
+
+def _interpretation(observation: Observation) -> str | None:
+    return {
+        Observation.Flag.NORMAL: "N",
+        Observation.Flag.LOW: "L",
+        Observation.Flag.HIGH: "H",
+        Observation.Flag.CRITICAL_LOW: "LL",
+        Observation.Flag.CRITICAL_HIGH: "HH",
+    }.get(observation.flag)  # type: ignore[call-overload]
+
+
+def observation_json(observation: Observation) -> dict[str, Any]:
+    test = observation.test
+    coding: dict[str, Any] = (
+        {"system": LOINC, "code": test.loinc, "display": test.name}
+        if test is not None
+        else {"code": observation.code_sent, "display": observation.name_sent}
+    )
+    body: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": str(observation.pk),
+        "status": "final",
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "laboratory",
+                    }
+                ]
+            }
+        ],
+        "code": {"coding": [coding], "text": test.name if test else observation.name_sent or observation.code_sent},
+        "effectiveDateTime": _instant(observation.observed_at),
+        "issued": _instant(observation.received_at),
+    }
+    if observation.patient_id is not None:
+        body["subject"] = {"reference": f"Patient/{observation.patient_id}"}
+    if observation.value is not None:
+        quantity: dict[str, Any] = {"value": _number(observation.value), "unit": observation.unit}
+        if observation.unit:
+            quantity.update(system=UCUM, code=observation.unit)
+        if observation.comparator in ("<", "<=", ">", ">="):
+            quantity["comparator"] = observation.comparator
+        body["valueQuantity"] = quantity
+    else:
+        body["valueString"] = observation.value_sent
+    if observation.low is not None or observation.high is not None:
+        limits: dict[str, Any] = {}
+        unit = {"unit": observation.unit, "system": UCUM, "code": observation.unit} if observation.unit else {}
+        if observation.low is not None:
+            limits["low"] = {"value": _number(observation.low), **unit}
+        if observation.high is not None:
+            limits["high"] = {"value": _number(observation.high), **unit}
+        body["referenceRange"] = [limits]
+    code = _interpretation(observation)
+    if code:
+        body["interpretation"] = [
+            {"coding": [{"system": INTERPRETATION, "code": code, "display": observation.get_flag_display()}]}
+        ]
+    return body
+
+
+# Search parameters: each turns one value into a Q on the type's queryset.
+
+Filter = Callable[[str], Q]
+
+DATE_PREFIXES = ("eq", "ne", "lt", "le", "gt", "ge")
+
+
+def _id(value: str) -> int:
+    tail = value.rsplit("/", 1)[-1]
+    if not tail.isdigit():
+        raise SearchError(value)
+    return int(tail)
+
+
+def date_filter(field_name: str, *, whole_days: bool = False) -> Filter:
+    """FHIR date search with a prefix (eq, ne, lt, le, gt, ge). On a datetime field a bare date means its
+    whole day (in the active time zone), kept as a range so the field's index still serves it."""
+
+    def build(value: str) -> Q:
+        prefix = value[:2] if value[:2] in DATE_PREFIXES else "eq"
+        raw = value[2:] if value[:2] in DATE_PREFIXES else value
+        # A bare date first: parse_datetime would read "2026-01-31" as a naive midnight.
+        day = parse_date(raw) if len(raw) == 10 else None
+        moment = parse_datetime(raw) if day is None else None
+        if day is None and moment is None:
+            raise SearchError(value)
+        start: date | datetime
+        after: date | datetime
+        if whole_days:
+            if day is None:
+                raise SearchError(value)
+            start, after = day, day + timedelta(days=1)
+        elif day is not None:
+            start = timezone.make_aware(datetime.combine(day, time.min))
+            after = start + timedelta(days=1)
+        else:
+            assert moment is not None
+            start = moment if moment.tzinfo else timezone.make_aware(moment)
+            after = start + timedelta(microseconds=1)
+        within = Q(**{f"{field_name}__gte": start, f"{field_name}__lt": after})
+        return {
+            "eq": within,
+            "ne": ~within,
+            "lt": Q(**{f"{field_name}__lt": start}),
+            "le": Q(**{f"{field_name}__lt": after}),
+            "gt": Q(**{f"{field_name}__gte": after}),
+            "ge": Q(**{f"{field_name}__gte": start}),
+        }[prefix]
+
+    return build
+
+
+def _token_code(value: str) -> str:
+    """`system|code` or `code`: the code (the only system served for codes is LOINC)."""
+    return value.rsplit("|", 1)[-1]
+
+
+def _patient_identifier(value: str) -> Q:
+    system, _, code = value.rpartition("|")
+    if system == SNILS_SYSTEM:
+        return Q(snils=code.replace("-", "").replace(" ", ""))
+    if system.startswith("urn:mhospital:hospital:") and system.endswith(":record-number"):
+        hospital = system.split(":")[3]
+        if not hospital.isdigit():
+            raise SearchError(value)
+        return Q(hospital_id=int(hospital), record_number=code)
+    if system:
+        raise SearchError(value)
+    return Q(record_number=code) | Q(snils=code)
+
+
+@dataclass(frozen=True)
+class Include:
+    """`_include=<Type>:<param>`: the rows referenced through `attribute` are added to the Bundle."""
+
+    target: str
+    attribute: str
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    name: str
+    profile_doc: str
+    queryset: Callable[[Scope], QuerySet[Any]]
+    to_json: Callable[[Any], dict[str, Any]]
+    search: dict[str, tuple[str, Filter]] = field(default_factory=dict)  # name -> (FHIR type, filter)
+    includes: dict[str, Include] = field(default_factory=dict)
+    patient_of: Callable[[Any], object] | None = None  # for the audit: whose data this row is
+
+
+def _patients(scope: Scope) -> QuerySet[Patient]:
+    return patients_visible(scope, Patient.objects.all()).order_by("pk")
+
+
+def _observations(scope: Scope) -> QuerySet[Observation]:
+    return observations_visible(scope).select_related("test").order_by("-observed_at", "-pk")
+
+
+def _hospitals(scope: Scope) -> QuerySet[Hospital]:
+    return hospitals_visible(scope).order_by("pk")
+
+
+_patient_ref: Filter = lambda value: Q(patient_id=_id(value))  # noqa: E731
+
+REGISTRY: dict[str, ResourceType] = {
+    resource.name: resource
+    for resource in (
+        ResourceType(
+            name="Patient",
+            profile_doc="Patients of the caller's hospital, and those it consults on.",
+            queryset=_patients,
+            to_json=patient_json,
+            search={
+                "_id": ("token", lambda value: Q(pk=_id(value))),
+                "identifier": ("token", _patient_identifier),
+                "family": ("string", lambda value: Q(family_name__istartswith=value)),
+                "birthdate": ("date", date_filter("birth_date", whole_days=True)),
+                "gender": ("token", lambda value: Q(sex=value)),
+            },
+            patient_of=lambda patient: patient.pk,
+        ),
+        ResourceType(
+            name="Organization",
+            profile_doc="Hospitals: the caller's own and those of its network.",
+            queryset=_hospitals,
+            to_json=organization_json,
+            search={
+                "_id": ("token", lambda value: Q(pk=_id(value))),
+                "name": ("string", lambda value: Q(name__icontains=value)),
+            },
+        ),
+        ResourceType(
+            name="Observation",
+            profile_doc="Lab results with LOINC codes, UCUM quantities, reference ranges and interpretation.",
+            queryset=_observations,
+            to_json=observation_json,
+            search={
+                "_id": ("token", lambda value: Q(pk=_id(value))),
+                "patient": ("reference", _patient_ref),
+                "subject": ("reference", _patient_ref),
+                "code": ("token", lambda value: Q(test__loinc=_token_code(value)) | Q(code_sent=_token_code(value))),
+                "date": ("date", date_filter("observed_at")),
+            },
+            includes={"Observation:patient": Include(target="Patient", attribute="patient_id")},
+            patient_of=lambda observation: observation.patient_id or "",
+        ),
+    )
+}
+
+
+def model_label(row: Model) -> str:
+    return row._meta.label_lower
