@@ -6,18 +6,23 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
-from django.http import Http404, HttpRequest
+from django.http import Http404, HttpRequest, HttpResponseBase
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
+from rest_framework.exceptions import ParseError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from devices.api import FhirObservationView
+from devices.auth import device_of
 from hospitals.audit import audit_batch, audit_not_found, audit_record
 from hospitals.models import AuditEntry
 from hospitals.scoping import access_record, request_scope
-from interop.resources import REGISTRY, ResourceType, SearchError
+from interop.resources import REGISTRY, ResourceType, SearchError, record_number_system
+from patients.models import Patient
 
 FHIR_JSON = "application/fhir+json"
 SECURITY = "A signed-in session with its second factor, or 'Authorization: Token <key>'."
@@ -47,18 +52,22 @@ def validate(body: dict[str, Any]) -> None:
     get_fhir_model_class(body["resourceType"]).model_validate(body)
 
 
-class FhirView(APIView):
-    """Session (with second factor) or API token, as the rest of the API; errors as OperationOutcome."""
+class OutcomeErrors:
+    """Every error, the framework's too (401, 404, 405), answered as an OperationOutcome."""
 
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, Http404):
             exc = exceptions.NotFound(_("No such resource, or not one you may see."))
-        response = super().handle_exception(exc)
+        response: Response = super().handle_exception(exc)  # type: ignore[misc]
         codes = {401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported"}
         detail = getattr(exc, "detail", "")
         response.data = outcome(str(detail), code=codes.get(response.status_code, "processing"))
         response.content_type = FHIR_JSON
         return response
+
+
+class FhirView(OutcomeErrors, APIView):
+    """Session (with second factor) or API token, as the rest of the API."""
 
 
 def _type_or_404(name: str) -> ResourceType:
@@ -144,10 +153,6 @@ class TypeView(FhirView):
             bundle["total"] = len(window)
         return fhir_response(bundle)
 
-    def post(self, request: Request, type_name: str) -> Response:
-        _type_or_404(type_name)
-        raise exceptions.MethodNotAllowed("POST")
-
     def _included(
         self, request: Request, resource: ResourceType, include: str, rows: list[Any]
     ) -> list[dict[str, Any]]:
@@ -224,3 +229,62 @@ def capability_statement(base: str) -> dict[str, Any]:
             }
         ],
     }
+
+
+class ObservationCreateView(OutcomeErrors, FhirObservationView):
+    """POST /fhir/Observation with a device token: the device FHIR ingest (and so the lab pipeline: flags,
+    critical alerts), after checking that the body is an Observation about a patient of the device's hospital.
+    A `subject.reference` to a patient elsewhere is refused, and nothing is stored."""
+
+    def post(self, request: Request) -> Response:
+        device = device_of(request)
+        try:
+            body = request.data
+        except ParseError as exc:
+            return fhir_response(outcome(str(exc.detail), code="structure"), status.HTTP_400_BAD_REQUEST)
+        if not isinstance(body, dict) or body.get("resourceType") != "Observation":
+            found = body.get("resourceType") if isinstance(body, dict) else None
+            message = _("Send an Observation here; the body's resourceType is “%(type)s”.") % {"type": found}
+            return fhir_response(outcome(message, expression="resourceType"), status.HTTP_400_BAD_REQUEST)
+        refused = _foreign_subject(body, device.hospital_id)
+        if refused:
+            return fhir_response(
+                outcome(refused, code="not-found", expression="Observation.subject"), status.HTTP_400_BAD_REQUEST
+            )
+        return super().post(request)
+
+
+def _foreign_subject(body: dict[str, Any], hospital_id: int) -> str:
+    """Why the Observation's subject is not a patient of the hospital (empty if it may be). A reference
+    `Patient/<id>` of the hospital is turned into the record number identifier the device ingest reads."""
+    subject = body.get("subject")
+    if not isinstance(subject, dict):
+        return ""
+    identifier = subject.get("identifier")
+    system = identifier.get("system") if isinstance(identifier, dict) else None
+    if system and system.startswith("urn:mhospital:hospital:") and system != record_number_system(hospital_id):
+        return _("Observation.subject names a record number of another hospital.")
+    reference = subject.get("reference")
+    if not reference:
+        return ""
+    tail = str(reference).removeprefix("Patient/")
+    patients = Patient.objects.filter(hospital_id=hospital_id)
+    patient = patients.filter(pk=int(tail)).first() if tail.isdigit() else None
+    if patient is None:
+        return _("Observation.subject %(reference)s is not a patient of the device's hospital.") % {
+            "reference": reference
+        }
+    subject["identifier"] = {"system": record_number_system(hospital_id), "value": patient.record_number}
+    return ""
+
+
+_observation_create = ObservationCreateView.as_view()
+_type_search = TypeView.as_view()
+
+
+@csrf_exempt
+def type_view(request: HttpRequest, type_name: str) -> HttpResponseBase:
+    """GET searches any served type; POST creates an Observation (devices only)."""
+    if request.method == "POST" and type_name == "Observation":
+        return _observation_create(request)
+    return _type_search(request, type_name=type_name)
