@@ -14,8 +14,10 @@ from django.db.models import Model, Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from diagnostics.models import Observation
-from diagnostics.selectors import observations_visible
+from consultations.models import Conclusion, Consultation
+from consultations.selectors import consultations_visible
+from diagnostics.models import Observation, Study
+from diagnostics.selectors import observations_visible, studies_visible
 from hospitals.models import Hospital
 from hospitals.scoping import Scope, hospitals_visible, patients_visible
 from patients.models import Patient
@@ -145,6 +147,123 @@ def observation_json(observation: Observation) -> dict[str, Any]:
             {"coding": [{"system": INTERPRETATION, "code": code, "display": observation.get_flag_display()}]}
         ]
     return body
+
+
+SERVICE_REQUEST_STATUS = {
+    "draft": "draft",
+    "requested": "active",
+    "accepted": "active",
+    "info_requested": "on-hold",
+    "concluded": "completed",
+    "declined": "revoked",
+    "cancelled": "revoked",
+}
+ICD10 = "http://hl7.org/fhir/sid/icd-10"
+DICOM_UID = "urn:dicom:uid"
+
+
+def service_request_json(consultation: Consultation) -> dict[str, Any]:
+    """A consultation request from one hospital to another."""
+    body: dict[str, Any] = {
+        "resourceType": "ServiceRequest",
+        "id": str(consultation.pk),
+        "status": SERVICE_REQUEST_STATUS.get(consultation.state, "unknown"),
+        "intent": "order",
+        "priority": "stat"
+        if consultation.urgency == "emergency"
+        else "urgent"
+        if consultation.urgency == "urgent"
+        else "routine",
+        "code": {"text": f"Teleconsultation: {consultation.specialty}"},
+        "subject": {"reference": f"Patient/{consultation.patient_id}"},
+        "requester": {"reference": f"Organization/{consultation.requesting_hospital_id}"},
+        "performer": [{"reference": f"Organization/{consultation.consulted_hospital_id}"}],
+        "reasonCode": [{"text": consultation.question[:1000]}],
+    }
+    if consultation.requested_at:
+        body["authoredOn"] = _instant(consultation.requested_at)
+    return body
+
+
+def diagnostic_report_json(conclusion: Conclusion) -> dict[str, Any]:
+    """A signed conclusion: the specialist's findings and the ICD-10 diagnosis."""
+    consultation = conclusion.consultation
+    return {
+        "resourceType": "DiagnosticReport",
+        "id": str(conclusion.pk),
+        "status": "final" if conclusion.version == 1 else "amended",
+        "code": {"text": "Teleconsultation conclusion"},
+        "subject": {"reference": f"Patient/{consultation.patient_id}"},
+        "basedOn": [{"reference": f"ServiceRequest/{consultation.pk}"}],
+        "issued": _instant(conclusion.signed_at),
+        "performer": [{"reference": f"Organization/{consultation.consulted_hospital_id}"}],
+        "conclusion": f"{conclusion.diagnosis_text}. {conclusion.findings}"[:8000],
+        "conclusionCode": [
+            {
+                "coding": [
+                    {"system": ICD10, "code": conclusion.diagnosis_id, "display": conclusion.diagnosis.title_en}
+                ],
+                "text": conclusion.diagnosis_text,
+            }
+        ],
+    }
+
+
+def imaging_study_json(study: Study) -> dict[str, Any]:
+    """A DICOM study with its UIDs and series, and the platform's DICOMweb endpoint to fetch it."""
+    series = list(study.series.all())
+    body: dict[str, Any] = {
+        "resourceType": "ImagingStudy",
+        "id": str(study.pk),
+        "identifier": [{"system": DICOM_UID, "value": f"urn:oid:{study.study_instance_uid}"}],
+        "status": "available",
+        "subject": {"reference": f"Patient/{study.patient_id}"},
+        "endpoint": [{"reference": "#dicomweb"}],
+        "contained": [
+            {
+                "resourceType": "Endpoint",
+                "id": "dicomweb",
+                "status": "active",
+                "connectionType": {
+                    "system": "http://terminology.hl7.org/CodeSystem/endpoint-connection-type",
+                    "code": "dicom-wado-rs",
+                },
+                "payloadType": [{"text": "DICOM"}],
+                "address": f"/dicom-web/studies/{study.study_instance_uid}",
+            }
+        ],
+        "numberOfSeries": len(series),
+        "series": [
+            {
+                "uid": item.series_instance_uid,
+                **({"number": item.number} if item.number is not None else {}),
+                "modality": {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": item.modality or "OT"},
+                **({"description": item.description} if item.description else {}),
+                **({"bodySite": {"display": item.body_part}} if item.body_part else {}),
+            }
+            for item in series
+        ],
+    }
+    if study.description:
+        body["description"] = study.description
+    if study.study_date:
+        body["started"] = study.study_date.isoformat()
+    return body
+
+
+def _service_requests(scope: Scope) -> QuerySet[Consultation]:
+    return consultations_visible(scope).exclude(state="draft").order_by("-pk")
+
+
+def _diagnostic_reports(scope: Scope) -> QuerySet[Conclusion]:
+    visible = consultations_visible(scope).values("pk")
+    return (
+        Conclusion.objects.filter(consultation__in=visible).select_related("consultation", "diagnosis").order_by("-pk")
+    )
+
+
+def _imaging_studies(scope: Scope) -> QuerySet[Study]:
+    return studies_visible(scope).prefetch_related("series").order_by("-pk")
 
 
 # Search parameters: each turns one value into a Q on the type's queryset.
@@ -292,6 +411,54 @@ REGISTRY: dict[str, ResourceType] = {
             },
             includes={"Observation:patient": Include(target="Patient", attribute="patient_id")},
             patient_of=lambda observation: observation.patient_id or "",
+        ),
+        ResourceType(
+            name="ServiceRequest",
+            profile_doc="Consultation requests between hospitals.",
+            queryset=_service_requests,
+            to_json=service_request_json,
+            search={
+                "_id": ("token", lambda value: Q(pk=_id(value))),
+                "patient": ("reference", _patient_ref),
+                "subject": ("reference", _patient_ref),
+                "status": (
+                    "token",
+                    lambda value: Q(state__in=[k for k, v in SERVICE_REQUEST_STATUS.items() if v == value]),
+                ),
+            },
+            includes={"ServiceRequest:patient": Include(target="Patient", attribute="patient_id")},
+            patient_of=lambda consultation: consultation.patient_id,
+        ),
+        ResourceType(
+            name="DiagnosticReport",
+            profile_doc="Signed consultation conclusions with the ICD-10 diagnosis.",
+            queryset=_diagnostic_reports,
+            to_json=diagnostic_report_json,
+            search={
+                "_id": ("token", lambda value: Q(pk=_id(value))),
+                "patient": ("reference", lambda value: Q(consultation__patient_id=_id(value))),
+                "subject": ("reference", lambda value: Q(consultation__patient_id=_id(value))),
+                "code": ("token", lambda value: Q(diagnosis_id=_token_code(value))),
+                "date": ("date", date_filter("signed_at")),
+            },
+            patient_of=lambda conclusion: conclusion.consultation.patient_id,
+        ),
+        ResourceType(
+            name="ImagingStudy",
+            profile_doc="DICOM studies with their UIDs and series; the endpoint is the platform's DICOMweb.",
+            queryset=_imaging_studies,
+            to_json=imaging_study_json,
+            search={
+                "_id": ("token", lambda value: Q(pk=_id(value))),
+                "patient": ("reference", _patient_ref),
+                "subject": ("reference", _patient_ref),
+                "identifier": (
+                    "token",
+                    lambda value: Q(study_instance_uid=_token_code(value).removeprefix("urn:oid:")),
+                ),
+            },
+            includes={"ImagingStudy:patient": Include(target="Patient", attribute="patient_id")},
+            patient_of=lambda study: study.patient_id,
         ),
     )
 }
