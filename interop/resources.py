@@ -14,12 +14,14 @@ from django.db.models import Model, Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from consultations.models import Conclusion, Consultation
+from consultations.models import Call, Conclusion, Consultation
 from consultations.selectors import consultations_visible
+from devices.models import Device
 from diagnostics.models import Observation, Study
 from diagnostics.selectors import observations_visible, studies_visible
 from hospitals.models import Hospital
-from hospitals.scoping import Scope, hospitals_visible, patients_visible
+from hospitals.scoping import Scope, hospital_assets_manageable, hospitals_visible, patients_visible
+from patients.models import Consent as PatientConsent
 from patients.models import Patient
 
 SNILS_SYSTEM = "urn:oid:1.2.643.100.3"
@@ -266,6 +268,93 @@ def _imaging_studies(scope: Scope) -> QuerySet[Study]:
     return studies_visible(scope).prefetch_related("series").order_by("-pk")
 
 
+ENCOUNTER_STATUS = {
+    "ringing": "arrived",
+    "active": "in-progress",
+    "ended": "finished",
+    "missed": "cancelled",
+    "declined": "cancelled",
+    "failed": "cancelled",
+}
+
+
+def encounter_json(call: Call) -> dict[str, Any]:
+    """A video call on a consultation: a virtual encounter between the two hospitals."""
+    consultation = call.consultation
+    period: dict[str, Any] = {"start": _instant(call.answered_at or call.started_at)}
+    if call.ended_at:
+        period["end"] = _instant(call.ended_at)
+    return {
+        "resourceType": "Encounter",
+        "id": str(call.pk),
+        "status": ENCOUNTER_STATUS.get(call.state, "unknown"),
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "VR", "display": "virtual"},
+        "subject": {"reference": f"Patient/{consultation.patient_id}"},
+        "basedOn": [{"reference": f"ServiceRequest/{consultation.pk}"}],
+        "period": period,
+        "serviceProvider": {"reference": f"Organization/{consultation.consulted_hospital_id}"},
+    }
+
+
+def consent_json(consent: PatientConsent) -> dict[str, Any]:
+    """The patient's recorded consent to telemedicine and to sharing data with the central hospital."""
+    permitted = consent.telemedicine and consent.data_sharing and consent.withdrawn_at is None
+    return {
+        "resourceType": "Consent",
+        "id": str(consent.pk),
+        "status": "inactive" if consent.withdrawn_at else "active",
+        "scope": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]
+        },
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0", "display": "Consent Document"}]}],
+        "patient": {"reference": f"Patient/{consent.patient_id}"},
+        "dateTime": _instant(consent.recorded_at),
+        "policyRule": {"text": "Telemedicine consultation and data sharing within the hospital network"},
+        "provision": {
+            "type": "permit" if permitted else "deny",
+            "purpose": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-ActReason",
+                    "code": "TREAT",
+                    "display": "treatment",
+                }
+            ],
+        },
+    }
+
+
+def device_json(device: Device) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "resourceType": "Device",
+        "id": str(device.pk),
+        "status": "active" if device.active else "inactive",
+        "deviceName": [{"name": device.name, "type": "user-friendly-name"}],
+        "type": {"text": device.get_kind_display()},
+        "owner": {"reference": f"Organization/{device.hospital_id}"},
+    }
+    if device.vendor:
+        body["manufacturer"] = device.vendor
+    if device.model_name:
+        body["modelNumber"] = device.model_name
+    if device.serial:
+        body["serialNumber"] = device.serial
+    return body
+
+
+def _encounters(scope: Scope) -> QuerySet[Call]:
+    visible = consultations_visible(scope).values("pk")
+    return Call.objects.filter(consultation__in=visible).select_related("consultation").order_by("-pk")
+
+
+def _consents(scope: Scope) -> QuerySet[PatientConsent]:
+    patients = patients_visible(scope, Patient.objects.all()).values("pk")
+    return PatientConsent.objects.filter(patient__in=patients).order_by("-pk")
+
+
+def _devices(scope: Scope) -> QuerySet[Device]:
+    return hospital_assets_manageable(scope, Device.objects.all()).order_by("pk")
+
+
 # Search parameters: each turns one value into a Q on the type's queryset.
 
 Filter = Callable[[str], Q]
@@ -459,6 +548,38 @@ REGISTRY: dict[str, ResourceType] = {
             },
             includes={"ImagingStudy:patient": Include(target="Patient", attribute="patient_id")},
             patient_of=lambda study: study.patient_id,
+        ),
+        ResourceType(
+            name="Encounter",
+            profile_doc="Video calls on consultations (virtual encounters).",
+            queryset=_encounters,
+            to_json=encounter_json,
+            search={
+                "_id": ("token", lambda value: Q(pk=_id(value))),
+                "patient": ("reference", lambda value: Q(consultation__patient_id=_id(value))),
+                "subject": ("reference", lambda value: Q(consultation__patient_id=_id(value))),
+                "status": ("token", lambda value: Q(state__in=[k for k, v in ENCOUNTER_STATUS.items() if v == value])),
+            },
+            patient_of=lambda call: call.consultation.patient_id,
+        ),
+        ResourceType(
+            name="Consent",
+            profile_doc="Patients' consent to telemedicine and data sharing.",
+            queryset=_consents,
+            to_json=consent_json,
+            search={
+                "_id": ("token", lambda value: Q(pk=_id(value))),
+                "patient": ("reference", _patient_ref),
+                "status": ("token", lambda value: Q(withdrawn_at__isnull=value == "active")),
+            },
+            patient_of=lambda consent: consent.patient_id,
+        ),
+        ResourceType(
+            name="Device",
+            profile_doc="The hospital's registered devices (hospital admins).",
+            queryset=_devices,
+            to_json=device_json,
+            search={"_id": ("token", lambda value: Q(pk=_id(value)))},
         ),
     )
 }

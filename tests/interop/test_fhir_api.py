@@ -31,7 +31,18 @@ def not_found(body: dict[str, Any]) -> bool:
 def test_metadata_lists_exactly_the_served_types_and_parameters(tula: FhirGet) -> None:
     body = tula("/fhir/metadata")
     served = {resource["type"]: resource for resource in body["rest"][0]["resource"]}
-    assert {"Patient", "Organization", "Observation"} <= set(served)
+    assert set(served) == {
+        "Patient",
+        "Organization",
+        "Observation",
+        "ServiceRequest",
+        "DiagnosticReport",
+        "ImagingStudy",
+        "Encounter",
+        "Consent",
+        "Device",
+    }
+    assert [i["code"] for i in served["Observation"]["interaction"]] == ["read", "search-type", "create"]
     observation = served["Observation"]
     assert {param["name"] for param in observation["searchParam"]} >= {"patient", "subject", "code", "date", "_count"}
     assert observation["searchInclude"] == ["Observation:patient"]

@@ -1,14 +1,19 @@
-"""ServiceRequest (consultations), DiagnosticReport (signed conclusions) and ImagingStudy (DICOM studies):
+"""ServiceRequest (consultations), DiagnosticReport (signed conclusions), ImagingStudy (DICOM studies),
+Encounter (video calls), Consent and Device:
 read, search with each parameter, _include, another hospital's resource 404 with an OperationOutcome."""
 
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
-from consultations.models import Conclusion
+from consultations.models import Call, Conclusion
+from devices.models import Device
+from hospitals.models import Staff
 from interop.resources import DICOM_UID, ICD10
-from tests.conftest import PatientFactory, consultation_make, study_make
-from tests.interop.conftest import FhirGet
+from patients.models import Consent
+from tests.conftest import Network, PatientFactory, StaffFactory, consultation_make, study_make
+from tests.interop.conftest import FhirGet, fhir_client
 
 pytestmark = [pytest.mark.usefixtures("lab_reference")]
 
@@ -85,3 +90,51 @@ def test_an_imaging_study_carries_its_uids_series_and_dicomweb_endpoint(
     assert ids(bundle, "include") == [str(tula_patient.pk)]
     assert tula(f"/fhir/ImagingStudy/{theirs.pk}", 404)["issue"][0]["code"] == "not-found"
     assert ids(tula("/fhir/ImagingStudy", patient=PatientFactory(hospital=tula_patient.hospital).pk)) == []
+
+
+def test_a_video_call_is_a_virtual_encounter(tula: FhirGet, tula_patient: Any, kostroma_patient: Any) -> None:
+    consultation = consultation_make(tula_patient, state="accepted")
+    call = Call.objects.create(
+        consultation=consultation,
+        started_by=consultation.requested_by,
+        state="ended",
+        ring_until=timezone.now(),
+        ended_at=timezone.now(),
+    )
+    other = consultation_make(kostroma_patient, state="accepted")
+    theirs = Call.objects.create(consultation=other, started_by=other.requested_by, ring_until=timezone.now())
+    body = tula(f"/fhir/Encounter/{call.pk}")
+    assert body["status"] == "finished" and body["class"]["code"] == "VR" and "end" in body["period"]
+    assert body["basedOn"][0]["reference"] == f"ServiceRequest/{consultation.pk}"
+    assert ids(tula("/fhir/Encounter", patient=tula_patient.pk)) == [str(call.pk)]
+    assert ids(tula("/fhir/Encounter", subject=tula_patient.pk, status="in-progress")) == []
+    assert ids(tula("/fhir/Encounter", status="finished")) == [str(call.pk)]
+    assert tula(f"/fhir/Encounter/{theirs.pk}", 404)["issue"][0]["code"] == "not-found"
+
+
+def test_a_recorded_consent_and_its_withdrawal(tula: FhirGet, tula_patient: Any, kostroma_patient: Any) -> None:
+    by = consultation_make(tula_patient).requested_by
+    given = Consent.objects.create(patient=tula_patient, telemedicine=True, data_sharing=True, recorded_by=by)
+    withdrawn = Consent.objects.create(
+        patient=tula_patient, telemedicine=True, data_sharing=True, recorded_by=by, withdrawn_at=timezone.now()
+    )
+    theirs = Consent.objects.create(patient=kostroma_patient, telemedicine=True, data_sharing=False, recorded_by=by)
+    body = tula(f"/fhir/Consent/{given.pk}")
+    assert body["status"] == "active" and body["provision"]["type"] == "permit"
+    assert tula(f"/fhir/Consent/{withdrawn.pk}")["status"] == "inactive"
+    assert ids(tula("/fhir/Consent", patient=tula_patient.pk)) == [str(withdrawn.pk), str(given.pk)]
+    assert ids(tula("/fhir/Consent", patient=tula_patient.pk, status="active")) == [str(given.pk)]
+    assert tula(f"/fhir/Consent/{theirs.pk}", 404)["issue"][0]["code"] == "not-found"
+
+
+def test_devices_are_read_by_their_hospital_admin_only(network_a: Network, network_b: Network) -> None:
+    admin = StaffFactory(hospital=network_a.regional, role=Staff.Role.HOSPITAL_ADMIN).user
+    device = Device.objects.create(
+        hospital=network_a.regional, name="Analyser", kind=Device.Kind.LAB_ANALYSER, vendor="Mindray", serial="S1"
+    )
+    theirs = Device.objects.create(hospital=network_b.regional, name="Glucometer", kind=Device.Kind.GLUCOSE_METER)
+    get = fhir_client(admin)
+    body = get(f"/fhir/Device/{device.pk}")
+    assert body["manufacturer"] == "Mindray" and body["serialNumber"] == "S1" and body["status"] == "active"
+    assert ids(get("/fhir/Device")) == [str(device.pk)] and ids(get("/fhir/Device", _id=device.pk)) == [str(device.pk)]
+    assert get(f"/fhir/Device/{theirs.pk}", 404)["issue"][0]["code"] == "not-found"
