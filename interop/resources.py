@@ -19,7 +19,7 @@ from consultations.selectors import consultations_visible
 from devices.models import Device
 from diagnostics.models import Observation, Study
 from diagnostics.selectors import observations_visible, studies_visible
-from hospitals.models import Hospital
+from hospitals.models import Hospital, Staff
 from hospitals.scoping import Scope, hospital_assets_manageable, hospitals_visible, patients_visible
 from patients.models import Consent as PatientConsent
 from patients.models import Patient
@@ -355,6 +355,54 @@ def _devices(scope: Scope) -> QuerySet[Device]:
     return hospital_assets_manageable(scope, Device.objects.all()).order_by("pk")
 
 
+def practitioner_json(staff: Staff) -> dict[str, Any]:
+    """A member of staff as a person (their role at the hospital is the PractitionerRole of the same id)."""
+    user = staff.user
+    name: dict[str, Any] = {"use": "official", "family": user.last_name or user.username}
+    if user.first_name:
+        name["given"] = [user.first_name]
+    return {
+        "resourceType": "Practitioner",
+        "id": str(staff.pk),
+        "active": staff.deactivated_at is None,
+        "name": [name],
+    }
+
+
+def practitioner_role_json(staff: Staff) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "resourceType": "PractitionerRole",
+        "id": str(staff.pk),
+        "active": staff.deactivated_at is None,
+        "practitioner": {"reference": f"Practitioner/{staff.pk}"},
+        "organization": {"reference": f"Organization/{staff.hospital_id}"},
+        "code": [
+            {
+                "coding": [{"system": "urn:mhospital:staff-role", "code": staff.role}],
+                "text": staff.job_title or staff.get_role_display(),
+            }
+        ],
+    }
+    specialties = [
+        {"coding": [{"system": "urn:mhospital:specialty", "code": item.code, "display": item.name_en}]}
+        for item in staff.specialties.all()
+    ]
+    if specialties:
+        body["specialty"] = specialties
+    return body
+
+
+def _staff(scope: Scope) -> QuerySet[Staff]:
+    """The staff of the hospitals the scope sees (its own and its network): who asks and who answers."""
+    hospitals = hospitals_visible(scope).values("pk")
+    return (
+        Staff.objects.filter(hospital__in=hospitals, deactivated_at__isnull=True)
+        .select_related("user")
+        .prefetch_related("specialties")
+        .order_by("pk")
+    )
+
+
 # Search parameters: each turns one value into a Q on the type's queryset.
 
 Filter = Callable[[str], Q]
@@ -580,6 +628,27 @@ REGISTRY: dict[str, ResourceType] = {
             queryset=_devices,
             to_json=device_json,
             search={"_id": ("token", lambda value: Q(pk=_id(value)))},
+        ),
+        ResourceType(
+            name="Practitioner",
+            profile_doc="Staff of the caller's hospital and its network.",
+            queryset=_staff,
+            to_json=practitioner_json,
+            search={
+                "_id": ("token", lambda value: Q(pk=_id(value))),
+                "family": ("string", lambda value: Q(user__last_name__istartswith=value)),
+            },
+        ),
+        ResourceType(
+            name="PractitionerRole",
+            profile_doc="Each member of staff's role, hospital and specialties.",
+            queryset=_staff,
+            to_json=practitioner_role_json,
+            search={
+                "_id": ("token", lambda value: Q(pk=_id(value))),
+                "organization": ("reference", lambda value: Q(hospital_id=_id(value))),
+                "specialty": ("token", lambda value: Q(specialties__code=_token_code(value))),
+            },
         ),
     )
 }

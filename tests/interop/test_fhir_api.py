@@ -41,6 +41,8 @@ def test_metadata_lists_exactly_the_served_types_and_parameters(tula: FhirGet) -
         "Encounter",
         "Consent",
         "Device",
+        "Practitioner",
+        "PractitionerRole",
     }
     assert [i["code"] for i in served["Observation"]["interaction"]] == ["read", "search-type", "create"]
     observation = served["Observation"]

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from consultations.models import Call, Conclusion
 from devices.models import Device
-from hospitals.models import Staff
+from hospitals.models import Specialty, Staff
 from interop.resources import DICOM_UID, ICD10
 from patients.models import Consent
 from tests.conftest import Network, PatientFactory, StaffFactory, consultation_make, study_make
@@ -138,3 +138,27 @@ def test_devices_are_read_by_their_hospital_admin_only(network_a: Network, netwo
     assert body["manufacturer"] == "Mindray" and body["serialNumber"] == "S1" and body["status"] == "active"
     assert ids(get("/fhir/Device")) == [str(device.pk)] and ids(get("/fhir/Device", _id=device.pk)) == [str(device.pk)]
     assert get(f"/fhir/Device/{theirs.pk}", 404)["issue"][0]["code"] == "not-found"
+
+
+def test_staff_of_the_network_are_practitioners_with_roles(
+    tula: FhirGet, tula_clinician: Any, network_a: Network, network_b: Network
+) -> None:
+    cardiology = Specialty.objects.create(code="cardio-fhir", name_en="Cardiology", name_ru="Кардиология")
+    specialist = StaffFactory(hospital=network_a.central, role=Staff.Role.SPECIALIST, user__last_name="Orlova")
+    specialist.specialties.add(cardiology)
+    elsewhere = StaffFactory(hospital=network_b.central, role=Staff.Role.SPECIALIST)
+    body = tula(f"/fhir/Practitioner/{specialist.pk}")
+    assert body["name"][0]["family"] == "Orlova" and body["active"] is True
+    role = tula(f"/fhir/PractitionerRole/{specialist.pk}")
+    assert role["organization"]["reference"] == f"Organization/{network_a.central.pk}"
+    assert role["specialty"][0]["coding"][0]["code"] == "cardio-fhir"
+    assert role["practitioner"]["reference"] == f"Practitioner/{specialist.pk}"
+    assert ids(tula("/fhir/Practitioner", family="Orlova")) == [str(specialist.pk)]
+    assert ids(tula("/fhir/Practitioner", _id=specialist.pk)) == [str(specialist.pk)]
+    assert ids(tula("/fhir/PractitionerRole", specialty="cardio-fhir")) == [str(specialist.pk)]
+    assert ids(tula("/fhir/PractitionerRole", organization=f"Organization/{network_a.central.pk}")) == [
+        str(specialist.pk)
+    ]
+    assert str(tula_clinician.staff.pk) in ids(tula("/fhir/PractitionerRole"))
+    assert tula(f"/fhir/Practitioner/{elsewhere.pk}", 404)["issue"][0]["code"] == "not-found"
+    assert tula(f"/fhir/PractitionerRole/{elsewhere.pk}", 404)["issue"][0]["code"] == "not-found"
