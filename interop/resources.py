@@ -17,8 +17,8 @@ from django.utils.dateparse import parse_date, parse_datetime
 from consultations.models import Call, Conclusion, Consultation
 from consultations.selectors import consultations_visible
 from devices.models import Device
-from diagnostics.models import Observation, Study
-from diagnostics.selectors import observations_visible, studies_visible
+from diagnostics.models import Observation, Recording, Study
+from diagnostics.selectors import observations_visible, recordings_visible, studies_visible
 from hospitals.models import Hospital, Staff
 from hospitals.scoping import Scope, hospital_assets_manageable, hospitals_visible, patients_visible
 from patients.models import Consent as PatientConsent
@@ -403,6 +403,36 @@ def _staff(scope: Scope) -> QuerySet[Staff]:
     )
 
 
+RECORDING_TYPES = {"heart": "heart sound", "lung": "lung sound", "ecg": "ECG"}
+RECORDING_MEDIA = {"wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg", "mp3": "audio/mpeg"}
+
+
+def document_reference_json(recording: Recording) -> dict[str, Any]:
+    """A recording (heart or lung sound, ECG) as a document whose content is the platform's file URL."""
+    attachment: dict[str, Any] = {
+        "contentType": RECORDING_MEDIA.get(recording.format, "application/octet-stream"),
+        "url": f"/recordings/{recording.pk}/file",
+        "size": recording.size,
+        "title": recording.original_name,
+    }
+    if recording.recorded_at:
+        attachment["creation"] = _instant(recording.recorded_at)
+    return {
+        "resourceType": "DocumentReference",
+        "id": str(recording.pk),
+        "status": "current",
+        "type": {"text": RECORDING_TYPES.get(recording.kind, recording.kind)},
+        "subject": {"reference": f"Patient/{recording.patient_id}"},
+        "custodian": {"reference": f"Organization/{recording.hospital_id}"},
+        "date": _instant(recording.created_at),
+        "content": [{"attachment": attachment}],
+    }
+
+
+def _documents(scope: Scope) -> QuerySet[Recording]:
+    return recordings_visible(scope).order_by("-pk")
+
+
 # Search parameters: each turns one value into a Q on the type's queryset.
 
 Filter = Callable[[str], Q]
@@ -649,6 +679,19 @@ REGISTRY: dict[str, ResourceType] = {
                 "organization": ("reference", lambda value: Q(hospital_id=_id(value))),
                 "specialty": ("token", lambda value: Q(specialties__code=_token_code(value))),
             },
+        ),
+        ResourceType(
+            name="DocumentReference",
+            profile_doc="Recordings (heart and lung sounds, ECGs) with a link to the file.",
+            queryset=_documents,
+            to_json=document_reference_json,
+            search={
+                "_id": ("token", lambda value: Q(pk=_id(value))),
+                "patient": ("reference", _patient_ref),
+                "subject": ("reference", _patient_ref),
+            },
+            includes={"DocumentReference:patient": Include(target="Patient", attribute="patient_id")},
+            patient_of=lambda recording: recording.patient_id,
         ),
     )
 }

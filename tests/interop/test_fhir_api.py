@@ -43,6 +43,7 @@ def test_metadata_lists_exactly_the_served_types_and_parameters(tula: FhirGet) -
         "Device",
         "Practitioner",
         "PractitionerRole",
+        "DocumentReference",
     }
     assert [i["code"] for i in served["Observation"]["interaction"]] == ["read", "search-type", "create"]
     observation = served["Observation"]

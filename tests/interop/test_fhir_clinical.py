@@ -1,18 +1,21 @@
 """ServiceRequest (consultations), DiagnosticReport (signed conclusions), ImagingStudy (DICOM studies),
-Encounter (video calls), Consent and Device:
+Encounter (video calls), Consent, Device, Practitioner(Role) and DocumentReference (recordings):
 read, search with each parameter, _include, another hospital's resource 404 with an OperationOutcome."""
 
 from typing import Any
 
 import pytest
+from django.test import TestCase
 from django.utils import timezone
 
 from consultations.models import Call, Conclusion
 from devices.models import Device
+from diagnostics import recordings
 from hospitals.models import Specialty, Staff
 from interop.resources import DICOM_UID, ICD10
 from patients.models import Consent
 from tests.conftest import Network, PatientFactory, StaffFactory, consultation_make, study_make
+from tests.diagnostics.test_recordings import heart_sound, wav_bytes
 from tests.interop.conftest import FhirGet, fhir_client
 
 pytestmark = [pytest.mark.usefixtures("lab_reference")]
@@ -162,3 +165,30 @@ def test_staff_of_the_network_are_practitioners_with_roles(
     assert str(tula_clinician.staff.pk) in ids(tula("/fhir/PractitionerRole"))
     assert tula(f"/fhir/Practitioner/{elsewhere.pk}", 404)["issue"][0]["code"] == "not-found"
     assert tula(f"/fhir/PractitionerRole/{elsewhere.pk}", 404)["issue"][0]["code"] == "not-found"
+
+
+def recording_of(patient: Any) -> Any:
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        stored = recordings.recording_store(
+            data=wav_bytes(heart_sound(seed=patient.pk)),
+            filename="apex.wav",
+            kind="heart",
+            patient=patient,
+            hospital_id=patient.hospital_id,
+        )
+    return stored.recording
+
+
+def test_a_recording_is_a_document_reference_to_its_file(
+    tula: FhirGet, tula_patient: Any, kostroma_patient: Any
+) -> None:
+    recording = recording_of(tula_patient)
+    theirs = recording_of(kostroma_patient)
+    body = tula(f"/fhir/DocumentReference/{recording.pk}")
+    attachment = body["content"][0]["attachment"]
+    assert attachment["url"] == f"/recordings/{recording.pk}/file" and attachment["contentType"] == "audio/wav"
+    assert attachment["title"] == "apex.wav" and body["type"]["text"] == "heart sound"
+    assert ids(tula("/fhir/DocumentReference", patient=tula_patient.pk)) == [str(recording.pk)]
+    bundle = tula("/fhir/DocumentReference", subject=tula_patient.pk, _include="DocumentReference:patient")
+    assert ids(bundle) == [str(recording.pk)] and ids(bundle, "include") == [str(tula_patient.pk)]
+    assert tula(f"/fhir/DocumentReference/{theirs.pk}", 404)["issue"][0]["code"] == "not-found"
