@@ -69,6 +69,8 @@ class OutcomeErrors:
 class FhirView(OutcomeErrors, APIView):
     """Session (with second factor) or API token, as the rest of the API."""
 
+    schema = None  # described by its own CapabilityStatement (/fhir/metadata), not the OpenAPI schema
+
 
 def _type_or_404(name: str) -> ResourceType:
     resource = REGISTRY.get(name)
