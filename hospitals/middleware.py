@@ -171,7 +171,7 @@ class AccountGateMiddleware:
         match = request.resolver_match
         if not user.is_authenticated or match is None or match.view_name in _GATE_EXEMPT:
             return None
-        if match.route.startswith(("api/", "dicom-web/")):
+        if match.route.startswith(("api/", "dicom-web/", "fhir/")):
             return None  # the APIs answer for themselves, in JSON (hospitals.api_rules.SignedInWithSecondFactor)
         if not user.is_verified() and request_scope(request).needs_second_factor:
             has_device = user.totpdevice_set.filter(confirmed=True).exists()

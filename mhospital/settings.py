@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "consultations",
     "diagnostics",
     "devices",
+    "interop",
 ]
 
 MIDDLEWARE = [
@@ -263,6 +264,8 @@ LAB_IMPORT_MAX_ROWS = env.int("LAB_IMPORT_MAX_ROWS", default=5000)
 LAB_STUCK_MINUTES = env.int("LAB_STUCK_MINUTES", default=5)
 # What a device may send in one request (/api/v1/device/...) or one MLLP frame: results, not files.
 DEVICE_MAX_REQUEST_BYTES = env.int("DEVICE_MAX_REQUEST_BYTES", default=2**20)
+# The FHIR API checks each response against the FHIR R4 models first (tests always do; costly in production).
+FHIR_VALIDATE_RESPONSES = env.bool("FHIR_VALIDATE_RESPONSES", default=False)
 # Readings in one JSON request; FHIR Observations in one Bundle.
 DEVICE_MAX_READINGS = env.int("DEVICE_MAX_READINGS", default=1000)
 

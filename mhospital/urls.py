@@ -23,4 +23,5 @@ urlpatterns = [
     path("", include("diagnostics.viewer_urls")),
     path("", include("devices.urls")),
     path("dicom-web/", include("diagnostics.dicomweb.urls")),
+    path("fhir/", include("interop.urls")),
 ]

@@ -236,6 +236,10 @@ MATRIX: dict[str, Route] = {
     # Django admin: platform admins only; everyone else goes to the one sign-in page.
     "admin/login/": Route("/admin/login/", _everyone(302, anonymous=302)),
     "admin/": Route("/admin/", {**_everyone(302), "platform_admin": 200}),
+    # FHIR R4 (interop/): the API's rules; the CapabilityStatement is public, others' resources like absent ones.
+    "fhir/metadata": Route("/fhir/metadata", _everyone(200, anonymous=200)),
+    "fhir/<str:type_name>": Route("/fhir/Patient", API_EVERYONE),
+    "fhir/<str:type_name>/<str:pk>": Route("/fhir/Patient/{pk}", API_OBJECT, obj="patient"),
     # DICOMweb (diagnostics/dicomweb/): the API's rules; objects named by DICOM UIDs, others' like absent ones.
     "dicom-web/studies": Route("/dicom-web/studies", API_EVERYONE),
     "dicom-web/series": Route("/dicom-web/series", API_EVERYONE),
