@@ -57,7 +57,11 @@ def test_a_folder_of_dicom_files_uploads_and_its_thumbnails_appear_live(  # type
     statuses = page.locator("#imaging-studies [data-testid=series-status]").all_inner_texts()
     assert len(statuses) == 3 and all("1 ready" in status for status in statuses)
     for thumbnail in page.locator("#imaging-studies [data-testid=thumbnail]").all():
-        assert page.evaluate("(img) => img.complete && img.naturalWidth > 0", thumbnail.element_handle())
+        # Lazy images load once on screen; wait for the load to finish, then check a picture arrived.
+        thumbnail.scroll_into_view_if_needed()
+        image = thumbnail.element_handle()
+        page.wait_for_function("(img) => img.complete", arg=image)
+        assert page.evaluate("(img) => img.naturalWidth > 0", image)
     # The pipeline's own event came over the socket (it counts the images per status), not only the page's.
     pushed = page.evaluate("window.studyEvents.filter((detail) => detail.instances)")
     assert pushed and pushed[-1]["patient"] == patient.pk
