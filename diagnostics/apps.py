@@ -7,11 +7,12 @@ class DiagnosticsConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_delete, post_save
 
-        from diagnostics.demo import demo_images_load, demo_labs_load
+        from diagnostics.demo import demo_ai_model_load, demo_images_load, demo_labs_load
         from diagnostics.labs import reference_forget
         from diagnostics.models import LabTest, LabUnit, ReferenceRange
         from hospitals.demo import demo_loader_register
 
+        demo_loader_register(demo_ai_model_load)  # before the images, so that it reads the demo CT
         demo_loader_register(demo_images_load)
         demo_loader_register(demo_labs_load)
         # An admin's edit of the lab reference tables applies in this process at once (in others within

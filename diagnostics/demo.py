@@ -1,10 +1,12 @@
-"""The demo patient's results, added to `manage.py load_demo`: a CT slice, an ultrasound cine and lab results.
+"""The demo patient's results, added to `manage.py load_demo`: a CT slice, an ultrasound cine and lab results,
+and a demonstration AI model (not a clinical one) that reads the CT as a second reader.
 
 The images are pydicom's own sample files (shipped inside the pydicom package), relabelled with the demo
 patient's record number; the pipeline renders them once the worker runs. Idempotent: fixed UIDs.
 """
 
 import io
+from pathlib import Path
 
 import pydicom
 from pydicom.data import get_testdata_file
@@ -22,6 +24,36 @@ IMAGES = [
     ("CT_small.dcm", "CT chest", "CHEST", "1"),
     ("examples_ybr_color.dcm", "Ultrasound, kidneys", "KIDNEY", "2"),
 ]
+
+
+# A model that reports how bright an image is: it shows the AI readers' plumbing (registry, pipeline step,
+# viewer panel, decisions) on the demo, and says plainly that it is no clinical model. Built with the onnx
+# helper API as tests/diagnostics/onnx_models.py builds it (64 × 64 input, a heat map of what it saw).
+DEMO_MODEL = Path(__file__).parent / "demo_models" / "brightness.onnx"
+
+
+def demo_ai_model_load(hospitals: dict[str, Hospital]) -> None:
+    from diagnostics import ai
+    from diagnostics.models import AIModel
+
+    if AIModel.objects.filter(name="Demo: image brightness").exists():
+        return
+    name, digest = ai.model_file_save(DEMO_MODEL.read_bytes())
+    model = AIModel.objects.create(
+        name="Demo: image brightness",
+        version="1.0",
+        file=name,
+        sha256=digest,
+        modalities="CR, DX, CT",
+        body_part="CHEST",
+        input_width=64,
+        input_height=64,
+        labels=[{"label": "bright", "threshold": 0.5}, {"label": "dark", "threshold": 0.5}],
+        has_heatmap=True,
+        intended_use="Demonstration only: reports the mean brightness of the image. It knows nothing of disease.",
+        disclaimer="Not a clinical model and not for diagnosis: it shows how an AI second reader appears.",
+    )
+    model.hospitals.set([hospitals["Tula Regional Hospital"]])
 
 
 def demo_images_load(hospitals: dict[str, Hospital]) -> None:

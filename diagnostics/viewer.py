@@ -31,10 +31,11 @@ from django.views.decorators.http import require_GET, require_POST
 
 from diagnostics import deid, viewing
 from diagnostics.dicom import MONOCHROME
-from diagnostics.models import Instance, Series, Study
+from diagnostics.models import AIReading, Instance, Series, Study
 from diagnostics.selectors import instances_visible, series_visible, studies_visible
 from diagnostics.streaming import streamed
 from hospitals.audit import Action, Outcome, audit_not_found, audit_record
+from hospitals.models import Staff
 from hospitals.scoping import access_record, request_scope
 
 Status = Instance.Status
@@ -116,6 +117,7 @@ def _texts() -> dict[str, str]:
         "no_presets": _("The presets are windows in Hounsfield units, for CT images only."),
         "jpeg_window": _("(display values 0–255)"),
         "empty": _("This series has no images yet."),
+        "heatmap_none": _("The AI gave no heat map for this image."),
     }
 
 
@@ -128,6 +130,7 @@ def _page(
     first = current.instances.order_by("number", "pk").first() if current is not None else None
     hints = viewing.instance_hints(first) if first is not None and first.status == Status.READY else None
     spacing = first.pixel_spacing.replace("\\", " × ") if first is not None and first.pixel_spacing else ""
+    readings = _ai_readings(study)
     context = {
         "study": study,
         "patient": study.patient,
@@ -142,8 +145,21 @@ def _page(
         "burn_in_prone": any(s.modality in deid.BURN_IN_PRONE for s in series),
         "refusal": refusal,
         "offer_rest": offer_rest,
+        "ai_readings": readings,
+        "ai_heatmaps": any(reading.heatmap for reading in readings),
+        "can_decide": request_scope(request).role == Staff.Role.SPECIALIST,
     }
     return render(request, "diagnostics/viewer.html", context, status=status)
+
+
+def _ai_readings(study: Study) -> list[AIReading]:
+    """The AI models' readings of the study's images (a second reader, shown beside the header)."""
+    return list(
+        AIReading.objects.filter(instance__series__study=study)
+        .select_related("model", "instance__series")
+        .prefetch_related("findings__decided_by")
+        .order_by("instance__series__number", "instance__number", "instance_id", "model__name")
+    )
 
 
 def _name_differs(study: Study) -> bool:
@@ -170,7 +186,8 @@ def series_data(request: HttpRequest, pk: int) -> JsonResponse:
     audit_record(
         request=request, action=Action.VIEW, obj=series, patient_id=series.study.patient_id, detail="image viewer"
     )
-    instances = [_instance_json(instance) for instance in series.instances.order_by("number", "pk")]
+    ordered = series.instances.order_by("number", "pk").prefetch_related("ai_readings__model")
+    instances = [_instance_json(instance) for instance in ordered]
     data = {
         "id": series.pk,
         "study": series.study_id,
@@ -206,6 +223,11 @@ def _instance_json(instance: Instance) -> dict[str, Any]:
         "spacing": spacing,
         "kind": kind,
         "frames_url": frames_url,
+        "heatmaps": [
+            {"url": reverse("ai:heatmap", args=[reading.pk]), "model": str(reading.model)}
+            for reading in instance.ai_readings.all()
+            if reading.heatmap
+        ],
         **(hints.as_json() if hints is not None else {}),
     }
 

@@ -77,14 +77,18 @@ class IdleTimeoutMiddleware:
 
 
 DEVICE_API = "/api/v1/device/"
+AI_MODEL_ADMIN = "/admin/diagnostics/aimodel/"  # model files are far larger than any form
 
 
 def body_limit_for(path: str) -> int:
-    """The most bytes a request to `path` may carry: DICOMweb stores take whole studies in one request."""
+    """The most bytes a request to `path` may carry: DICOMweb stores take whole studies in one request, and
+    an AI model file is hundreds of megabytes."""
     if path.startswith("/dicom-web/"):
         return int(settings.DICOMWEB_MAX_REQUEST_BYTES)
     if path.startswith(DEVICE_API):
         return int(settings.DEVICE_MAX_REQUEST_BYTES)
+    if path.startswith(AI_MODEL_ADMIN):
+        return int(settings.AI_MODEL_MAX_BYTES)
     return int(settings.MAX_REQUEST_BYTES)
 
 

@@ -231,8 +231,11 @@ CELERY_BEAT_SCHEDULE = {
 DICOM_MAX_DECODED_BYTES = env.int("DICOM_MAX_DECODED_BYTES", default=1024 * 2**20)
 # Queued or processing longer than this: the periodic sweep queues it again.
 IMAGING_STUCK_MINUTES = env.int("IMAGING_STUCK_MINUTES", default=10)
-# Dotted paths of callables (instance, dataset) run on every processed image: the AI readers' hook.
-IMAGING_READERS: list[str] = env.list("IMAGING_READERS", default=[])
+# Dotted paths of callables (instance, dataset) run on every processed image: the AI readers' hook. The
+# default runs the AI models platform admins register (diagnostics/ai.py) where they are enabled.
+IMAGING_READERS: list[str] = env.list("IMAGING_READERS", default=["diagnostics.ai.instance_read"])
+# The largest AI model file (ONNX) a platform admin may upload.
+AI_MODEL_MAX_BYTES = env.int("AI_MODEL_MAX_BYTES", default=512 * 2**20)
 # Browser uploads arrive in resumable chunks, each one request under MAX_REQUEST_BYTES. One file (or ZIP
 # archive) may be at most IMAGING_UPLOAD_MAX_BYTES; unfinished ones are dropped after the days below.
 IMAGING_UPLOAD_MAX_BYTES = env.int("IMAGING_UPLOAD_MAX_BYTES", default=2 * 2**30)

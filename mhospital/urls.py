@@ -21,6 +21,7 @@ urlpatterns = [
     path("", include("consultations.urls")),
     path("", include("diagnostics.urls")),
     path("", include("diagnostics.viewer_urls")),
+    path("", include("diagnostics.ai_urls")),
     path("", include("devices.urls")),
     path("dicom-web/", include("diagnostics.dicomweb.urls")),
     path("fhir/", include("interop.urls")),

@@ -24,6 +24,7 @@
   var measureButton = root.querySelector("[data-tool=measure]");
   var playButton = root.querySelector("[data-testid=play]");
   var fpsInput = document.getElementById("viewer-fps");
+  var heatToggle = document.getElementById("ai-heatmap"); // present when an AI reading gave a heat map
 
   var CONCURRENCY = 3; // parallel frame requests: enough to fill a slow link, few enough to keep order
   var AHEAD = 30; // a stack of single images: how far ahead and behind to fetch
@@ -50,6 +51,7 @@
   var lastTick = 0;
   var wheelSum = 0;
   var pollTimer = null;
+  var heatmaps = new Map(); // heat map URL -> "loading" | "error" | ImageBitmap
 
   function fmt(text, values) {
     return text.replace(/%\((\w+)\)s/g, function (whole, name) {
@@ -619,6 +621,15 @@
     ctx.imageSmoothingEnabled = g.scale < 4;
     ctx.drawImage(work, g.x, g.y, work.width * g.scale, work.height * g.scale);
     var at = stack[pos];
+    var heat = at ? heatmapFor(at.inst) : null;
+    if (heat) {
+      // The model's heat map is at its input size: stretched over the image, smoothed, half transparent.
+      ctx.imageSmoothingEnabled = true;
+      ctx.globalAlpha = 0.6;
+      ctx.drawImage(heat, g.x, g.y, work.width * g.scale, work.height * g.scale);
+      ctx.globalAlpha = 1;
+    }
+    root.dataset.heatmap = heat ? "shown" : "hidden";
     if (measure && at && measure.inst === at.inst.id) {
       var x1 = g.x + measure.x1 * g.scale;
       var y1 = g.y + measure.y1 * g.scale;
@@ -634,6 +645,36 @@
       ctx.font = 14 * g.ratio + "px system-ui, sans-serif";
       ctx.fillText(lengthText(at.inst), x2 + 6 * g.ratio, y2 - 6 * g.ratio);
     }
+  }
+
+  function heatmapFor(inst) {
+    if (!heatToggle || !heatToggle.checked || !inst.heatmaps || !inst.heatmaps.length) {
+      return null;
+    }
+    var url = inst.heatmaps[0].url;
+    var got = heatmaps.get(url);
+    if (got === undefined) {
+      heatmaps.set(url, "loading");
+      fetch(url, { credentials: "same-origin" })
+        .then(function (response) {
+          if (!response.ok) {
+            throw new Error(response.status + " " + response.statusText);
+          }
+          return response.blob();
+        })
+        .then(function (blob) {
+          return createImageBitmap(blob);
+        })
+        .then(function (bitmap) {
+          heatmaps.set(url, bitmap);
+          requestPaint();
+        })
+        .catch(function () {
+          heatmaps.set(url, "error");
+        });
+      return null;
+    }
+    return typeof got === "object" ? got : null;
   }
 
   function lengthText(inst) {
@@ -923,6 +964,14 @@
       compose();
     }
   });
+
+  if (heatToggle) {
+    heatToggle.addEventListener("change", function () {
+      if (current()) {
+        compose();
+      }
+    });
+  }
 
   toolSelect("window");
   var first = root.querySelector("[data-series='" + root.dataset.current + "']");

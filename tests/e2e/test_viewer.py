@@ -113,3 +113,64 @@ def test_a_specialist_windows_measures_and_plays_a_study_in_the_viewer(page, asg
     stopped = viewer.get_attribute("data-position")
     page.wait_for_timeout(300)
     assert viewer.get_attribute("data-position") == stopped
+
+
+# Pixels of the canvas that are coloured (red clearly above blue): a grey radiograph has none until the AI's
+# red-to-yellow heat map is laid over it.
+COLOURED_PIXELS = """() => {
+  const canvas = document.getElementById("viewer-canvas");
+  const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+  let count = 0;
+  for (let i = 0; i < data.length; i += 4) if (data[i] - data[i + 2] > 40) count++;
+  return count;
+}"""
+
+
+def _read_by_ai() -> Instance:
+    """A chest X-ray of a Tula patient under consultation with Moscow, read by a test model enabled for Tula."""
+    from tests.diagnostics.test_ai import model_make
+
+    try:
+        tula = Hospital.objects.get(name="Tula Regional Hospital")
+        model_make(tula, name="Chest brightness", version="1.2")
+        patient = PatientFactory(hospital=tula)
+        consultation_make(patient)
+        return store_now(patient, dicom_for(patient, "RG1_UNCR.dcm")).instance  # type: ignore[no-any-return]
+    finally:
+        connection.close()
+
+
+def test_a_specialist_sees_the_ai_second_reader_overlays_its_heat_map_and_confirms_a_finding(
+    page, asgi_server: str
+) -> None:  # type: ignore[no-untyped-def]
+    from diagnostics.models import AIFinding
+    from hospitals.models import AuditEntry
+
+    off_loop(demo_load)
+    xray = off_loop(_read_by_ai)
+
+    sign_in(page, asgi_server, "moscow.radiologist")
+    page.goto(f"{asgi_server}/imaging/studies/{xray.series.study_id}/viewer/")
+    page.wait_for_function("() => document.getElementById('viewer').dataset.state === 'shown'")
+    panel = page.get_by_test_id("ai-panel")
+    assert "Chest brightness" in panel.inner_text() and "version 1.2" in panel.inner_text()
+    assert "Not for standalone diagnosis" in page.get_by_test_id("ai-disclaimer").inner_text()
+    assert page.get_by_test_id("ai-finding").count() == 2
+
+    assert page.evaluate(COLOURED_PIXELS) == 0
+    page.get_by_test_id("heatmap-toggle").check()
+    page.wait_for_function("() => document.getElementById('viewer').dataset.heatmap === 'shown'")
+    assert page.evaluate(COLOURED_PIXELS) > 1000
+    page.get_by_test_id("heatmap-toggle").uncheck()
+    page.wait_for_function(f"() => ({COLOURED_PIXELS})() === 0")
+
+    page.evaluate("window.notReloaded = true")
+    bright = page.get_by_test_id("ai-finding").filter(has_text="bright")
+    bright.get_by_test_id("ai-confirm").click()
+    expect_decided = page.get_by_test_id("ai-finding").filter(has_text="bright").get_by_test_id("ai-decision")
+    expect_decided.wait_for()
+    assert expect_decided.inner_text() == "confirmed"
+    assert page.evaluate("window.notReloaded") is True  # swapped in place, the image stays as it was
+    finding = AIFinding.objects.get(reading__instance=xray, label="bright")
+    assert finding.decision == "confirmed" and finding.decided_by.username == "moscow.radiologist"
+    assert AuditEntry.objects.filter(object_type="diagnostics.aifinding", object_id=str(finding.pk)).exists()

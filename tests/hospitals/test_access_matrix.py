@@ -19,10 +19,11 @@ from consultations.models import Call, Conclusion, Consultation, Message
 from devices.models import Device
 from devices.services import device_token_issue
 from diagnostics.labs import ResultIn, lab_message_open, lab_results_store
-from diagnostics.models import Recording, Upload
+from diagnostics.models import AIReading, Recording, Upload
 from hospitals.models import Hospital, Staff, User
 from patients.models import Consent, Patient
 from tests.conftest import Network, PatientFactory, StaffFactory, consultation_make, study_make, verified_login
+from tests.diagnostics.test_ai import model_make
 from tests.diagnostics.test_lab_alerts import troponin_store
 
 ROLES = ("anonymous", "clinician", "specialist", "hospital_admin", "platform_admin")
@@ -287,6 +288,23 @@ MATRIX: dict[str, Route] = {
     "imaging/instances/<int:pk>/viewer/frames/<int:frame>.bin": Route(
         "/imaging/instances/{pk}/viewer/frames/1.bin", PATIENT_OBJECT, obj="instance"
     ),
+    # AI readings (diagnostics/ai_views.py): specialists decide on findings; whoever may see the patient sees
+    # the heat map; platform admins, who keep the model registry, export the decisions.
+    "imaging/ai/findings/<int:pk>/decision/": Route(
+        "/imaging/ai/findings/{pk}/decision/",
+        {**PATIENT_OBJECT, "clinician": 403, "specialist": 302},
+        "POST",
+        "ai_finding",
+        {"decision": "confirmed"},
+    ),
+    "imaging/ai/readings/<int:pk>/heatmap.png": Route(
+        "/imaging/ai/readings/{pk}/heatmap.png", PATIENT_OBJECT, obj="ai_reading"
+    ),
+    "imaging/ai/models/<int:pk>/decisions.csv": Route(
+        "/imaging/ai/models/{pk}/decisions.csv",
+        {"anonymous": LOGIN, "clinician": 403, "specialist": 403, "hospital_admin": 403, "platform_admin": 200},
+        obj="ai_model",
+    ),
 }
 
 
@@ -381,6 +399,16 @@ def _object_ids(kind: str | None, actor: User | None, network_a: Network, networ
             uids[side] = (study.study_instance_uid, instance.series.series_instance_uid, instance.sop_instance_uid)
         uids["absent"] = ("1.2.3.987654", "1.2.3.987655", "1.2.3.987656")
         return {side: values[0] if depth == 1 else values[:depth] for side, values in uids.items()}
+    if kind in ("ai_finding", "ai_reading", "ai_model"):
+        # A chest X-ray of a Tula patient under consultation with Moscow, read by a model enabled for Tula.
+        readings = {
+            side: _ai_reading_of(network.regional) for side, network in (("own", network_a), ("other", network_b))
+        }
+        if kind == "ai_model":
+            return {side: reading.model_id for side, reading in readings.items()} | {"absent": 987654}
+        if kind == "ai_reading":
+            return {side: reading.pk for side, reading in readings.items()} | {"absent": 987654}
+        return {side: reading.findings.first().pk for side, reading in readings.items()} | {"absent": 987654}
     if kind == "recording":
         # A heart sound of a Tula patient under consultation with Moscow, processed (so its pictures exist).
         own_recording = _recording_of(consultation_make(PatientFactory(hospital=network_a.regional)).patient)
@@ -447,6 +475,12 @@ def _recording_of(patient: Patient) -> Recording:
             data=out.getvalue(), filename="apex.wav", kind="heart", patient=patient, hospital_id=patient.hospital_id
         )
     return stored.recording
+
+
+def _ai_reading_of(hospital: Hospital) -> AIReading:
+    model = model_make(hospital, name=f"Chest brightness for {hospital.pk}")
+    patient = consultation_make(PatientFactory(hospital=hospital)).patient
+    return AIReading.objects.get(instance=study_make(patient, "RG1_UNCR.dcm").series.get().instances.get(), model=model)
 
 
 def _waiting_result(hospital: Hospital) -> int:
