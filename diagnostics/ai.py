@@ -30,9 +30,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from PIL import Image
 from pydicom import Dataset
-from pydicom.pixels import iter_pixels
 
-from diagnostics import dicom
 from diagnostics.models import AIFinding, AIModel, AIReading, Instance
 from hospitals.audit import Action, audit_record
 from hospitals.models import User
@@ -148,18 +146,14 @@ def models_for(instance: Instance) -> list[AIModel]:
     ]
 
 
-def instance_read(instance: Instance, dataset: Dataset) -> None:
-    """The imaging pipeline's reader (settings.IMAGING_READERS): each matching model reads the image once.
-    A model that fails is reported on the model (its admin page shows why) and skipped; the image itself
-    goes on to be ready."""
-    if "PixelData" not in dataset:
-        return
+def instance_read(instance: Instance, dataset: Dataset, image: np.ndarray | None) -> None:
+    """The imaging pipeline's reader (settings.IMAGING_READERS): each matching model reads the image (its
+    first frame as displayed, which the pipeline has just decoded) once. A model that fails is reported on
+    the model (its admin page shows why) and skipped; the image itself goes on to be ready."""
+    if image is None:
+        return  # no pixel data
     done = set(AIReading.objects.filter(instance=instance).values_list("model_id", flat=True))
     models = [model for model in models_for(instance) if model.pk not in done]
-    if not models:
-        return
-    photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2"))
-    image = dicom.display_frame(dataset, next(iter_pixels(dataset)), photometric)
     for model in models:
         try:
             reading_make(model=model, instance=instance, image=image)
@@ -217,9 +211,10 @@ def _probabilities(scores: np.ndarray, activation: str) -> np.ndarray:
 def reading_make(*, model: AIModel, instance: Instance, image: np.ndarray) -> AIReading | None:
     """Run `model` on the image and keep its reading; None when another run kept one first."""
     session = _session(model)
+    batch = preprocess(image, model)
     started = time.perf_counter()
     try:
-        outputs = session.run(None, {session.get_inputs()[0].name: preprocess(image, model)})
+        outputs = session.run(None, {session.get_inputs()[0].name: batch})
     except Exception as exc:  # noqa: BLE001 (onnxruntime raises its own classes)
         raise ModelBroken(_("The model failed on an image (%(reason)s).") % {"reason": _reason(exc)}) from None
     seconds = time.perf_counter() - started

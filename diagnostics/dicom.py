@@ -8,7 +8,7 @@ import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pydicom
@@ -218,12 +218,19 @@ def pixel_spacing(dataset: Dataset) -> str:
     return ""
 
 
-def frames_render(dataset: Dataset, *, quality: int = 85) -> Iterator[bytes]:
-    """Each frame as a display-ready JPEG: modality and VOI LUT (or a robust window), palette and YBR to
-    RGB, MONOCHROME1 inverted. Decodes one frame at a time, so a long cine needs one frame's memory."""
+class RenderedFrame(NamedTuple):
+    pixels: np.ndarray  # display-ready: uint8, grey (rows, columns) or RGB (rows, columns, 3)
+    jpeg: bytes
+
+
+def frames_render(dataset: Dataset, *, quality: int = 85) -> Iterator[RenderedFrame]:
+    """Each frame display-ready, as pixels and as a JPEG: modality and VOI LUT (or a robust window), palette
+    and YBR to RGB, MONOCHROME1 inverted. Decodes one frame at a time, so a long cine needs one frame's
+    memory."""
     photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2"))
     for frame in iter_pixels(dataset):
-        yield _jpeg(display_frame(dataset, frame, photometric), quality)
+        pixels = display_frame(dataset, frame, photometric)
+        yield RenderedFrame(pixels, _jpeg(pixels, quality))
 
 
 def display_frame(dataset: Dataset, frame: np.ndarray, photometric: str) -> np.ndarray:

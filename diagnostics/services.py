@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
+import numpy as np
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -299,7 +300,9 @@ def _queue_all(instance_ids: list[int]) -> None:
 
 # The pipeline (run by the Celery task).
 
-Reader = Callable[[Instance, Any], None]
+# A reader gets the instance, its dataset, and its first frame as the viewer shows it (uint8, grey or RGB;
+# None for an object without pixel data), so that it need not decode the image again.
+Reader = Callable[[Instance, Any, np.ndarray | None], None]
 
 
 def instance_process(instance_id: int) -> bool:
@@ -317,13 +320,13 @@ def instance_process(instance_id: int) -> bool:
         data = stored.read()
     try:
         header = dicom.header_read(data)
-        rendered = _previews_write(instance, header) if "PixelData" in header.dataset else 0
+        rendered, first = _previews_write(instance, header) if "PixelData" in header.dataset else (0, None)
     except (dicom.DicomInvalid, RuntimeError, ValueError, NotImplementedError, MemoryError) as exc:
         instance_fail(instance_id, _("The image cannot be decoded: %(reason)s") % {"reason": str(exc)[:300]})
         return False
     for reader in _readers():
         try:
-            reader(instance, header.dataset)
+            reader(instance, header.dataset, first)
         except Exception:  # a reader's fault must not hold back the image itself
             log.exception("imaging reader %r failed on instance %s", reader, instance_id)
     done = Instance.objects.filter(pk=instance_id, status=Instance.Status.PROCESSING).update(
@@ -335,13 +338,15 @@ def instance_process(instance_id: int) -> bool:
     return bool(done)
 
 
-def _previews_write(instance: Instance, header: dicom.Header) -> int:
-    count = 0
-    for count, jpeg in enumerate(dicom.frames_render(header.dataset), start=1):
-        _overwrite(instance.preview_name(count), jpeg)
+def _previews_write(instance: Instance, header: dicom.Header) -> tuple[int, np.ndarray | None]:
+    """Write every frame's rendering and the thumbnail; the count, and the first frame's display pixels."""
+    count, first = 0, None
+    for count, frame in enumerate(dicom.frames_render(header.dataset), start=1):
+        _overwrite(instance.preview_name(count), frame.jpeg)
         if count == 1:
-            _overwrite(instance.thumbnail_name, dicom.thumbnail(jpeg))
-    return count
+            first = frame.pixels
+            _overwrite(instance.thumbnail_name, dicom.thumbnail(frame.jpeg))
+    return count, first
 
 
 def _overwrite(name: str, content: bytes) -> None:

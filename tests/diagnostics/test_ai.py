@@ -170,9 +170,12 @@ def test_reading_twice_keeps_one_reading(network_a: Network, patient: Patient) -
     AIFinding.objects.filter(pk=finding.pk).update(decision=AIFinding.Decision.CONFIRMED)
     import pydicom
 
+    from diagnostics import dicom
+
     with default_storage.open(instance.file.name, "rb") as stored:
         dataset = pydicom.dcmread(stored)
-    ai.instance_read(Instance.objects.select_related("series__study").get(pk=instance.pk), dataset)
+    first = next(dicom.frames_render(dataset)).pixels
+    ai.instance_read(Instance.objects.select_related("series__study").get(pk=instance.pk), dataset, first)
     assert AIFinding.objects.filter(reading__instance=instance).count() == 2
     assert AIFinding.objects.get(pk=finding.pk).decision == AIFinding.Decision.CONFIRMED
 
