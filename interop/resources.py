@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db.models import Model, Q, QuerySet
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
@@ -206,6 +207,16 @@ def diagnostic_report_json(conclusion: Conclusion) -> dict[str, Any]:
                     {"system": ICD10, "code": conclusion.diagnosis_id, "display": conclusion.diagnosis.title_en}
                 ],
                 "text": conclusion.diagnosis_text,
+            }
+        ],
+        # The signed PDF, as the clinician downloads it (the same sign-in and scope apply).
+        "presentedForm": [
+            {
+                "contentType": "application/pdf",
+                "language": "ru",
+                "url": reverse("consultation_conclusion_pdf", args=[consultation.pk, conclusion.version]),
+                "title": f"Conclusion v{conclusion.version}",
+                "creation": _instant(conclusion.signed_at),
             }
         ],
     }

@@ -66,6 +66,9 @@ def test_a_signed_conclusion_is_a_diagnostic_report_with_its_icd10_code(
     assert body["conclusionCode"][0]["coding"][0]["code"] == "I21.1"
     assert body["conclusion"].startswith("Inferior STEMI") and body["status"] == "final"
     assert body["basedOn"][0]["reference"] == f"ServiceRequest/{report.consultation_id}"
+    [pdf] = body["presentedForm"]
+    assert pdf["contentType"] == "application/pdf"
+    assert pdf["url"] == f"/consultations/{report.consultation_id}/conclusion/1.pdf"
     mine = str(report.pk)
     assert ids(tula("/fhir/DiagnosticReport", patient=tula_patient.pk)) == [mine]
     assert ids(tula("/fhir/DiagnosticReport", subject=tula_patient.pk, code=f"{ICD10}|I21.1")) == [mine]
