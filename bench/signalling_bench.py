@@ -58,8 +58,13 @@ class Side:
                 message = json.loads(raw)
                 kind = message.get("type")
                 if kind == "signal":
-                    stamp = message.get("candidate", {}).get("t") or float(
-                        message.get("description", {}).get("sdp", "t=0").rsplit("t=", 1)[1]
+                    # The stamp rides in a field the server relays: a candidate's usernameFragment (the server
+                    # passes on RTCIceCandidateInit's fields only), a description's SDP.
+                    fragment = message.get("candidate", {}).get("usernameFragment", "")
+                    stamp = (
+                        float(fragment[1:])
+                        if fragment.startswith("t")
+                        else float(message.get("description", {}).get("sdp", "t=0").rsplit("t=", 1)[1])
                     )
                     self.stats.latencies.append(now - stamp)
                     self.signals.put_nowait(message)
@@ -73,7 +78,7 @@ class Side:
     async def send(self, pace: Pacer, **message: Any) -> None:
         await pace()
         if "candidate" in message:  # stamped once paced: latency is the relay's, not the pacer's queue
-            message["candidate"]["t"] = time.monotonic()
+            message["candidate"]["usernameFragment"] = f"t{time.monotonic()!r}"
         elif "description" in message:
             message["description"]["sdp"] = f"{SDP}t={time.monotonic()!r}"
         await self.ws.send(json.dumps({"v": 1, **message}))
@@ -119,7 +124,7 @@ def candidate(n: int) -> dict[str, Any]:
         "candidate": f"candidate:{n} 1 udp 2122260223 127.0.0.1 {50000 + n} typ host generation 0",
         "sdpMid": "0",
         "sdpMLineIndex": 0,
-        "t": time.monotonic(),
+        "usernameFragment": f"t{time.monotonic()!r}",
     }
 
 

@@ -24,6 +24,7 @@ events go through the room's group. Both work across ASGI processes with channel
 import asyncio
 import json
 import time
+import weakref
 from datetime import datetime
 from typing import Any, TypeGuard
 
@@ -77,7 +78,8 @@ class CallConsumer(AsyncJsonWebsocketConsumer):
     """The signalling of one person in one consultation's call room."""
 
     user: User
-    room: calls.Room
+    consultation_id: int
+    side: str | None  # calls.REQUESTER, calls.CONSULTANT, or None for a guest
     group: str
     me: dict[str, Any]
     peers: dict[int, str]  # user id -> channel, kept by presence events
@@ -90,17 +92,18 @@ class CallConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.user = user
-        refusal = await database_sync_to_async(self._admit)(self.scope["url_route"]["kwargs"]["pk"])
-        if refusal is not None:
-            await self.close(code=refusal)
+        admitted = await database_sync_to_async(self._admit)(self.scope["url_route"]["kwargs"]["pk"])
+        if isinstance(admitted, int):
+            await self.close(code=admitted)
             return
+        room = admitted
         self.me = calls.person(user)
         self.bucket, self.bucket_at, self.dropped = float(settings.CALL_RATE_BURST), time.monotonic(), 0
         self.heard = time.monotonic()
         self.tasks: set[asyncio.Task[Any]] = set()
         # Into the group before the room's table: no presence event of a page opening meanwhile is missed.
         await self.channel_layer.group_add(self.group, self.channel_name)
-        replaced, people = await database_sync_to_async(self._enter)()
+        replaced, people = await database_sync_to_async(self._enter)(room)
         self.joined = True
         if replaced:
             await self.channel_layer.send(replaced, {"type": "call.replaced"})
@@ -110,7 +113,7 @@ class CallConsumer(AsyncJsonWebsocketConsumer):
                 "v": VERSION,
                 "type": "welcome",
                 "you": self.me,
-                "guest": self.room.is_guest,
+                "guest": self.side is None,
                 "peers": [{**person, "polite": self._polite(peer)} for peer, person in people.items()],
                 "call": self.call,
                 "ice_servers": calls.ice_servers(user.pk),
@@ -126,31 +129,41 @@ class CallConsumer(AsyncJsonWebsocketConsumer):
             self.group,
             {"type": "call.presence", "user": self.me, "channel": self.channel_name, "state": "joined"},
         )
-        self._spawn(self._watch_heartbeat())
+        _heartbeats().watch(self)
         call = self.call
         if call is not None and call["state"] == Call.State.RINGING and call["started_by"]["id"] == user.pk:
             self._spawn(self._expire_ring(call))
 
-    def _admit(self, pk: object) -> int | None:
-        """The close code that refuses this socket, or None: the room's access rules, the second factor, the
-        room's size. Refusals are audited."""
+    def _admit(self, pk: object) -> calls.Room | int:
+        """The user's place in the room, or the close code that refuses this socket: the room's access rules,
+        the second factor, the room's size. Refusals are audited. The socket keeps only the room's ids (a
+        consultation with its patient and hospitals is kilobytes, times thousands of sockets); what it does
+        later fetches the room again, and so sees access that has been withdrawn meanwhile."""
         room = calls.room_access(user=self.user, consultation_id=pk)
         if room is None or second_factor_missing(self.user, self.scope.get("session")):
             _audit(
                 self.user, AuditEntry.Action.PERMISSION_DENIED, AuditEntry.Outcome.DENIED, pk, "", "call room refused"
             )
             return CLOSE_FORBIDDEN
-        self.room, self.group = room, calls.room_group(room.consultation.pk)
+        self.consultation_id, self.side = room.consultation.pk, room.side
+        self.group = calls.room_group(self.consultation_id)
         if (
-            calls.presence_count(consultation_id=room.consultation.pk, user_id=self.user.pk)
+            calls.presence_count(consultation_id=self.consultation_id, user_id=self.user.pk)
             >= settings.CALL_ROOM_SIZE - 1
         ):
             return CLOSE_ROOM_FULL
-        return None
+        return room
 
-    def _enter(self) -> tuple[str | None, dict[int, dict[str, Any]]]:
+    def _room(self) -> calls.Room:
+        """The room as it stands now; refused if the user's access to it has gone since the socket opened."""
+        room = calls.room_access(user=self.user, consultation_id=self.consultation_id)
+        if room is None:
+            raise calls.CallRefused(_("You no longer have access to this consultation's call."))
+        return room
+
+    def _enter(self, room: calls.Room) -> tuple[str | None, dict[int, dict[str, Any]]]:
         """Take a place in the room; returns the socket this one replaces and who else is in, by user id."""
-        consultation = self.room.consultation
+        consultation = room.consultation
         replaced, self.peers = calls.presence_join(
             consultation_id=consultation.pk, user_id=self.user.pk, channel=self.channel_name
         )
@@ -160,7 +173,7 @@ class CallConsumer(AsyncJsonWebsocketConsumer):
             AuditEntry.Outcome.SUCCESS,
             consultation.pk,
             consultation.patient_id,
-            "joined the call room as a guest" if self.room.is_guest else "joined the call room",
+            "joined the call room as a guest" if room.is_guest else "joined the call room",
         )
         people = {user.pk: calls.person(user) for user in User.objects.filter(pk__in=list(self.peers))}
         self.call = calls.call_view(calls.call_live(consultation.pk))
@@ -200,8 +213,9 @@ class CallConsumer(AsyncJsonWebsocketConsumer):
             if task is not asyncio.current_task():
                 task.cancel()
         await self.channel_layer.group_discard(self.group, self.channel_name)
+        _heartbeats().forget(self)
         left = await database_sync_to_async(calls.presence_leave)(
-            consultation_id=self.room.consultation.pk, user_id=self.user.pk, channel=self.channel_name
+            consultation_id=self.consultation_id, user_id=self.user.pk, channel=self.channel_name
         )
         if left:
             in_call = self.call is not None and self.call["state"] == Call.State.ACTIVE
@@ -308,7 +322,7 @@ class CallConsumer(AsyncJsonWebsocketConsumer):
             await self._error("busy", _("The call server is busy and this signal was not delivered: send it again."))
 
     async def _lifecycle(self, kind: str, message: dict[str, Any]) -> None:
-        if kind == "hangup" and self.room.is_guest:  # a guest leaves; the call goes on between its two sides
+        if kind == "hangup" and self.side is None:  # a guest leaves; the call goes on between its two sides
             await self._close(1000, state="left")
             return
         try:
@@ -324,8 +338,8 @@ class CallConsumer(AsyncJsonWebsocketConsumer):
         if kind == "invite":
             lifetime = message.get("lifetime")
             lifetime = lifetime if isinstance(lifetime, int) else settings.CALL_RING_SECONDS
-            return calls.call_invite(room=self.room, by=user, lifetime=lifetime, origin=origin)
-        live = calls.call_live(self.room.consultation.pk)
+            return calls.call_invite(room=self._room(), by=user, lifetime=lifetime, origin=origin)
+        live = calls.call_live(self.consultation_id)
         if live is None:
             raise calls.CallRefused(_("There is no call under way on this consultation."))
         if kind == "accept":
@@ -349,9 +363,7 @@ class CallConsumer(AsyncJsonWebsocketConsumer):
             await self._error("malformed", _("A chat message is text of 1 to 4000 characters."))
             return
         try:
-            posted = await database_sync_to_async(message_post)(
-                consultation=self.room.consultation, by=self.user, body=text.strip()
-            )
+            posted = await database_sync_to_async(self._chat_post)(text.strip())
         except Refused as refusal:
             await self._error(refusal.code, str(refusal))
             return
@@ -360,16 +372,15 @@ class CallConsumer(AsyncJsonWebsocketConsumer):
             self.group, {"type": "call.event", "payload": line, "origin": self.channel_name}
         )
 
+    def _chat_post(self, text: str) -> Any:
+        return message_post(consultation=self._room().consultation, by=self.user, body=text)
+
     # Timers.
 
-    async def _watch_heartbeat(self) -> None:
-        period = settings.CALL_HEARTBEAT_SECONDS
-        while True:
-            await asyncio.sleep(period)
-            if time.monotonic() - self.heard > 3 * period:
-                await self._error("silent", _("No heartbeat from this page: the connection is considered lost."))
-                await self._close(CLOSE_SILENT)
-                return
+    async def _silent(self) -> None:
+        """No heartbeat for three periods (see Heartbeats): the page is gone."""
+        await self._error("silent", _("No heartbeat from this page: the connection is considered lost."))
+        await self._close(CLOSE_SILENT)
 
     async def _expire_ring(self, call: dict[str, Any] | None) -> None:
         """The caller's socket settles its own call when it rings out (the periodic sweep covers a closed tab)."""
@@ -419,6 +430,7 @@ class CallConsumer(AsyncJsonWebsocketConsumer):
     async def call_replaced(self, event: dict[str, Any]) -> None:
         await self._error("replaced", _("You opened this call on another page; this one has left it."))
         self.joined = False  # the newer socket owns the presence row now
+        _heartbeats().forget(self)
         for task in list(self.tasks):
             task.cancel()
         await self.channel_layer.group_discard(self.group, self.channel_name)
@@ -444,3 +456,41 @@ def _is_candidate(value: Any) -> TypeGuard[dict[str, Any]]:
         for key, kinds in CANDIDATE_FIELDS.items()
         if key in value
     )
+
+
+class Heartbeats:
+    """Who has gone silent: one task per event loop (a server process) checks every call socket's last sign of
+    life each period, where a sleeping task per socket would cost a task and a timer each (about a kilobyte,
+    times thousands of sockets). A socket silent for three periods is told so and closed."""
+
+    def __init__(self) -> None:
+        self.sockets: set[CallConsumer] = set()
+        self.task: asyncio.Task[None] | None = None
+
+    def watch(self, consumer: CallConsumer) -> None:
+        self.sockets.add(consumer)
+        if self.task is None or self.task.done():
+            self.task = asyncio.ensure_future(self._run())
+
+    def forget(self, consumer: CallConsumer) -> None:
+        self.sockets.discard(consumer)
+
+    async def _run(self) -> None:
+        while self.sockets:
+            period = settings.CALL_HEARTBEAT_SECONDS
+            await asyncio.sleep(min(period, 1.0))  # a look at every socket is cheap; a lost page is seen soon
+            now = time.monotonic()
+            for consumer in [socket for socket in self.sockets if now - socket.heard > 3 * period]:
+                self.sockets.discard(consumer)
+                consumer._spawn(consumer._silent())
+
+
+_watchers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Heartbeats]" = weakref.WeakKeyDictionary()
+
+
+def _heartbeats() -> Heartbeats:
+    loop = asyncio.get_running_loop()
+    watcher = _watchers.get(loop)
+    if watcher is None:
+        watcher = _watchers[loop] = Heartbeats()
+    return watcher

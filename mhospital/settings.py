@@ -152,12 +152,13 @@ if REDIS_URL:
             "OPTIONS": {"pool_class": "mhospital.redis_pool.SharedConnectionPool"},
         }
     }
-    # The core layer (lists in Redis, capacity enforced) by default; CHANNELS_LAYER=pubsub switches to
-    # channels-redis' pub/sub layer (one connection per process, no capacity, nothing kept for a socket
-    # that is not listening). Capacity counts per process, not per socket: the process's sockets share
-    # one list. See bench/BENCHMARKS.md (signalling) for what each costs.
+    # channels-redis' pub/sub layer by default (one PUBLISH per message, pushed to the subscribed process;
+    # nothing kept for a socket that is not listening, which a live page or a call does not need: the call
+    # page keeps its own outbox until the peer is there). CHANNELS_LAYER=core switches to the core layer
+    # (lists in Redis, capacity enforced per process): at 500 calls on 2 cores it fell behind and lost
+    # messages where pub/sub kept p99 under 25 ms with none lost; see bench/BENCHMARKS.md (signalling).
     _channels_prefix = env.str("CHANNELS_PREFIX", default="mhospital")
-    if env.str("CHANNELS_LAYER", default="core") == "pubsub":
+    if env.str("CHANNELS_LAYER", default="pubsub") == "pubsub":
         CHANNEL_LAYERS = {
             "default": {
                 "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",

@@ -117,6 +117,20 @@ def media_in_tmp(settings, tmp_path):  # type: ignore[no-untyped-def]
     settings.MEDIA_ROOT = tmp_path / "media"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def channel_prefix_of_this_run():  # type: ignore[no-untyped-def]
+    """Redis pub/sub is one namespace for every database of a server: two test runs on one machine would hear
+    each other's groups (hospital.1, ...). This run's layer, and the workers and servers it starts (they
+    inherit the environment), use a prefix of its own."""
+    from django.conf import settings
+
+    prefix = f"mh-test-{os.getpid()}"
+    os.environ["CHANNELS_PREFIX"] = prefix
+    config = settings.CHANNEL_LAYERS["default"].get("CONFIG", {})
+    if "prefix" in config:
+        config["prefix"] = prefix
+
+
 @pytest.fixture(autouse=True)
 def channel_layer_fresh():  # type: ignore[no-untyped-def]
     """Each test gets its own channel layer: channels-redis binds its locks and pools to the event loop that
@@ -304,3 +318,69 @@ def lab_reference(db):  # type: ignore[no-untyped-def]
     reference_forget()
     yield
     reference_forget()
+
+
+# The channel layer, listened to as a server process listens.
+
+
+class LayerListener:
+    """Channels in groups, held by an event loop in a thread of its own, as a server process holds its
+    sockets' channels. The pub/sub layer keeps subscriptions per event loop, so a channel made in one
+    `async_to_sync` call would be gone in the next; the core and in-memory layers work the same way here."""
+
+    def __init__(self) -> None:
+        import asyncio
+        import threading
+
+        from channels.layers import get_channel_layer
+
+        self.layer = get_channel_layer()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def _run(self, coroutine, timeout: float):  # type: ignore[no-untyped-def]
+        import asyncio
+
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def channel(self, *groups: str) -> str:
+        """A new channel, added to the groups."""
+
+        async def make() -> str:
+            name: str = await self.layer.new_channel()
+            for group in groups:
+                await self.layer.group_add(group, name)
+            return name
+
+        return self._run(make(), 10)  # type: ignore[no-any-return]
+
+    def receive(self, channel: str, timeout: float = 5.0) -> dict | None:  # type: ignore[type-arg]
+        """The channel's next message, or None if none comes within `timeout` seconds."""
+        import asyncio
+
+        async def next_message() -> dict | None:  # type: ignore[type-arg]
+            try:
+                return await asyncio.wait_for(self.layer.receive(channel), timeout)  # type: ignore[no-any-return]
+            except TimeoutError:
+                return None
+
+        return self._run(next_message(), timeout + 5)  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        async def shut() -> None:
+            close_pools = getattr(self.layer, "close_pools", None)  # Redis layers; in the loop (pub/sub)
+            if close_pools is not None:
+                await close_pools()
+
+        self._run(shut(), 10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture
+def layer_listener():  # type: ignore[no-untyped-def]
+    listener = LayerListener()
+    yield listener
+    listener.close()

@@ -5,8 +5,6 @@ import datetime
 from decimal import Decimal
 
 import pytest
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.utils import timezone
 
 from diagnostics.labs import (
@@ -145,13 +143,11 @@ def test_bad_results_are_named_and_the_rest_of_the_message_is_stored(network_a: 
 
 
 def test_a_critical_value_alerts_the_patients_hospital_and_the_consulted_hospital(
-    network_a: Network, django_capture_on_commit_callbacks
-) -> None:
+    network_a: Network, django_capture_on_commit_callbacks, layer_listener
+) -> None:  # type: ignore[no-untyped-def]
     consultation = consultation_make(PatientFactory(hospital=network_a.regional))
-    layer = get_channel_layer()
-    tula, moscow = async_to_sync(layer.new_channel)(), async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(hospital_group(network_a.regional.pk), tula)
-    async_to_sync(layer.group_add)(hospital_group(network_a.central.pk), moscow)
+    tula = layer_listener.channel(hospital_group(network_a.regional.pk))
+    moscow = layer_listener.channel(hospital_group(network_a.central.pk))
 
     with django_capture_on_commit_callbacks(execute=True):
         report = lab_results_store(
@@ -165,7 +161,9 @@ def test_a_critical_value_alerts_the_patients_hospital_and_the_consulted_hospita
     for channel in (tula, moscow):
         kinds = {}
         for _event in range(2):
-            payload = async_to_sync(layer.receive)(channel)["payload"]
+            message = layer_listener.receive(channel)
+            assert message is not None
+            payload = message["payload"]
             kinds[payload["kind"]] = payload
         assert kinds["lab_alert"] == {
             "kind": "lab_alert",

@@ -5,7 +5,6 @@ import time
 
 import pydicom
 import pytest
-from channels.layers import get_channel_layer
 from django.core.files.storage import default_storage
 from PIL import Image
 
@@ -178,21 +177,17 @@ def test_an_image_no_decoder_can_read_fails_with_the_reason_and_can_be_tried_aga
 
 
 def test_a_ready_image_is_announced_to_its_hospital_and_to_the_consulted_hospital(
-    network_a: Network, django_capture_on_commit_callbacks
+    network_a: Network, django_capture_on_commit_callbacks, layer_listener
 ) -> None:  # type: ignore[no-untyped-def]
-    from asgiref.sync import async_to_sync
-
     consultation = consultation_make(PatientFactory(hospital=network_a.regional))
-    layer = get_channel_layer()
-    tula, moscow = async_to_sync(layer.new_channel)(), async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(hospital_group(network_a.regional.pk), tula)
-    async_to_sync(layer.group_add)(hospital_group(network_a.central.pk), moscow)
+    tula = layer_listener.channel(hospital_group(network_a.regional.pk))
+    moscow = layer_listener.channel(hospital_group(network_a.central.pk))
 
     with django_capture_on_commit_callbacks(execute=True):
         stored = _store(consultation.patient, dicom_for(consultation.patient))
 
     for channel in (tula, moscow):
-        message = async_to_sync(layer.receive)(channel)
+        message = layer_listener.receive(channel)
         assert message["payload"]["kind"] == "study"
         assert message["payload"]["id"] == stored.instance.series.study_id
         assert message["payload"]["instances"]["ready"] == 1

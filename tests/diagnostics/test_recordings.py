@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile
-from channels.layers import get_channel_layer
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
@@ -621,19 +620,17 @@ def test_the_sweep_queues_stuck_recordings_again_and_gives_up_on_one_that_keeps_
     assert CELERY_BEAT_SCHEDULE["recordings-requeue-stuck"]["task"] == "diagnostics.tasks.recordings_requeue_stuck"
 
 
-def test_a_ready_recording_is_announced_to_its_hospital_and_to_the_consulted_hospital(network_a: Network) -> None:
-    from asgiref.sync import async_to_sync
-
+def test_a_ready_recording_is_announced_to_its_hospital_and_to_the_consulted_hospital(
+    network_a: Network, layer_listener
+) -> None:  # type: ignore[no-untyped-def]
     consultation = consultation_make(PatientFactory(hospital=network_a.regional))
-    layer = get_channel_layer()
-    tula, moscow = async_to_sync(layer.new_channel)(), async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(hospital_group(network_a.regional.pk), tula)
-    async_to_sync(layer.group_add)(hospital_group(network_a.central.pk), moscow)
+    tula = layer_listener.channel(hospital_group(network_a.regional.pk))
+    moscow = layer_listener.channel(hospital_group(network_a.central.pk))
 
     recording = _recording_of(consultation.patient)
 
     for channel in (tula, moscow):
-        message = async_to_sync(layer.receive)(channel)
+        message = layer_listener.receive(channel)
         assert message["payload"] == {
             "kind": "recording",
             "id": recording.pk,

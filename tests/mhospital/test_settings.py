@@ -44,9 +44,15 @@ def test_service_urls_switch_to_postgresql_and_redis(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     found = json.loads(result.stdout)
     assert found["db"] == "django.db.backends.postgresql"
-    assert found["layer"] == "mhospital.channel_layers.PooledRedisChannelLayer"  # channels-redis, its pool bounded
+    assert found["layer"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
     assert found["broker"] == "redis://cache:6379/0"
     assert found["cache"] == "django.core.cache.backends.redis.RedisCache"
+
+
+def test_the_core_channel_layer_is_a_choice_with_its_pool_bounded(tmp_path: Path) -> None:
+    result = _run(["-c", PROBE], tmp_path, REDIS_URL="redis://cache:6379/0", CHANNELS_LAYER="core")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["layer"] == "mhospital.channel_layers.PooledRedisChannelLayer"
 
 
 @pytest.mark.parametrize(
