@@ -6,6 +6,7 @@ Pure functions over bytes and pydicom datasets; no database. The request path ca
 
 import io
 import re
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -83,6 +84,7 @@ _UNREADABLE = (
     OverflowError,
     NotImplementedError,
     OSError,
+    struct.error,  # a value's length cut off after its VR
 )
 
 
