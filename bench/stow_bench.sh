@@ -3,7 +3,8 @@
 #   apt-get install -y orthanc orthanc-dicomweb     # once
 #   createdb -h 127.0.0.1 -U postgres mhospital_bench; bash bench/worklist_bench.sh   # seeds, once
 #   bash bench/stow_bench.sh                        # INSTANCES=2000 CONCURRENCY=4 BATCH=10 by default;
-#                                                   # ONLY=mhospital or ONLY=orthanc runs one side, CINE=0 skips the cine timing
+#                                                   # ONLY=mhospital or ONLY=orthanc runs one side, CINE=0 skips the cine timing,
+#                                                   # PREVIEWS=0 times the upload only (not the previews)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/mhospital_bench}"
@@ -22,6 +23,8 @@ trap cleanup EXIT
 from diagnostics.models import Study; from consultations.models import Consultation
 Consultation.studies.through.objects.all().delete(); Study.objects.all().delete()"
 rm -rf "$MEDIA_ROOT"
+# ... and no tasks left queued for them by a run that was stopped, or timed the upload only.
+.venv/bin/celery -A mhospital purge -f >/dev/null
 read -r token patient < <(.venv/bin/python manage.py shell --no-imports -c "
 from knox.models import AuthToken; from hospitals.models import User; from patients.models import Patient
 user = User.objects.get(username='bench.clinician')
@@ -49,5 +52,5 @@ done
 
 .venv/bin/python bench/stow_bench.py --instances "$INSTANCES" --batch "$BATCH" --concurrency "$CONCURRENCY" \
   --mhospital "http://127.0.0.1:$PORT" --orthanc http://127.0.0.1:8042 --token "$token" --patient-id "$patient" \
-  ${ONLY:+--only "$ONLY"} ${CINE:+--cine "$CINE"}
+  ${ONLY:+--only "$ONLY"} ${CINE:+--cine "$CINE"} ${PREVIEWS:+--previews "$PREVIEWS"}
 echo "server errors logged: $(grep -c ' ERROR ' var/bench-server.log var/bench-worker.log || true)"

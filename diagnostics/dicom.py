@@ -6,6 +6,7 @@ Pure functions over bytes and pydicom datasets; no database. The request path ca
 
 import io
 import re
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -15,12 +16,18 @@ import pydicom
 from django.conf import settings
 from django.utils.translation import gettext as _
 from PIL import Image
+from pydicom.charset import default_encoding
+from pydicom.dataelem import RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset, FileDataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
+from pydicom.filewriter import correct_ambiguous_vr_element
 from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, iter_pixels
+from pydicom.tag import Tag
 from pydicom.uid import UID
+from pydicom.valuerep import AMBIGUOUS_VR, VR
 
 MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
+_SPECIFIC_CHARACTER_SET = Tag(0x0008, 0x0005)  # read in the default encoding, as it names the others
 _UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 # (7FE0,0010) OB with undefined length: how compressed pixel data always begins.
 _ENCAPSULATED_PIXEL_DATA = b"\xe0\x7f\x10\x00OB\x00\x00\xff\xff\xff\xff"
@@ -77,14 +84,14 @@ _UNREADABLE = (
     OverflowError,
     NotImplementedError,
     OSError,
+    struct.error,  # a value's length cut off after its VR
 )
 
 
 def _header_of(data: bytes, dataset: FileDataset) -> Header:
-    # pydicom turns each element's bytes into its value when first asked; ask for all of them now, so that a
+    # pydicom turns each element's bytes into its value when first asked; convert all of them now, so that a
     # damaged value is refused here rather than failing whatever reads it later (the index, the worker).
-    for _element in dataset.iterall():
-        pass
+    _values_check(dataset)
     if "PixelData" not in dataset and _ENCAPSULATED_PIXEL_DATA in data:
         # pydicom drops an encapsulated element that the file cuts off before its end marker.
         raise DicomInvalid(_("The compressed pixel data is cut short: the file ends before its last frame."))
@@ -115,6 +122,30 @@ def _header_of(data: bytes, dataset: FileDataset) -> Header:
         columns=columns,
         frames=frames,
     )
+
+
+def _values_check(dataset: Dataset) -> None:
+    """Convert every element's value as reading it would (sequences' items too), and drop the result.
+
+    What `Dataset.__getitem__` does on a first read, without storing the values back into the data set:
+    that bookkeeping cost more than the conversion itself, and the request reads only a few of them.
+    The same conversion runs, so the same damaged values raise."""
+    charset = dataset.original_character_set or dataset._character_set
+    for tag in sorted(dataset._dict):  # in the order of the tags, as iterating a data set goes
+        raw = dataset._dict[tag]
+        if isinstance(raw, RawDataElement):
+            element = convert_raw_data_element(
+                raw, encoding=default_encoding if tag == _SPECIFIC_CHARACTER_SET else charset, ds=dataset
+            )
+            if element.VR == VR.SQ:
+                dataset._set_pixel_representation(element)
+            elif element.VR in AMBIGUOUS_VR:
+                correct_ambiguous_vr_element(element, dataset, raw.is_little_endian)
+        else:
+            element = raw  # a sequence of undefined length is read with the file, its items' values are not
+        if element.VR == VR.SQ:
+            for item in element.value:
+                _values_check(item)
 
 
 def dataset_bytes(data: bytes) -> bytes:

@@ -123,6 +123,36 @@ def _header_edited(data: bytes, **changes: object) -> bytes:
     return out.getvalue()
 
 
+def _damaged_in_a_sequence(data: bytes, *, undefined_length: bool) -> bytes:
+    """The file with a sequence whose item holds a Number of Slices (US) one byte too long: a damaged value
+    that only converting the item's elements finds."""
+    dataset = pydicom.dcmread(io.BytesIO(data))
+    item = pydicom.Dataset()
+    item.NumberOfSlices = 5
+    dataset.ReferencedImageSequence = [item]
+    dataset["ReferencedImageSequence"].is_undefined_length = undefined_length
+    item.is_undefined_length_sequence_item = undefined_length
+    out = io.BytesIO()
+    dataset.save_as(out, enforce_file_format=True)
+    value = b"\x54\x00\x81\x00US\x02\x00\x05\x00"
+    assert out.getvalue().count(value) == 1
+    longer = b"\x54\x00\x81\x00US\x03\x00\x05\x00\x00"
+    damaged = out.getvalue().replace(value, longer)
+    if not undefined_length:  # the item and the sequence hold one byte more too
+        sequence = b"\x08\x00\x40\x11SQ\x00\x00"
+        at = damaged.index(sequence) + len(sequence)
+        length = int.from_bytes(damaged[at : at + 4], "little")
+        item_length = int.from_bytes(damaged[at + 8 : at + 12], "little")
+        damaged = (
+            damaged[:at]
+            + (length + 1).to_bytes(4, "little")
+            + damaged[at + 4 : at + 8]
+            + (item_length + 1).to_bytes(4, "little")
+            + damaged[at + 12 :]
+        )
+    return damaged
+
+
 def _bad_files(patient: Patient) -> dict[str, tuple[bytes, str]]:
     good = dicom_for(patient, "CT_small.dcm")
     compressed = dicom_for(patient, "US1_J2KR.dcm")
@@ -136,6 +166,11 @@ def _bad_files(patient: Patient) -> dict[str, tuple[bytes, str]]:
             _header_edited(good, Rows=60000, Columns=60000, NumberOfFrames="100"),
             "would need",
         ),
+        "a damaged value in a sequence": (_damaged_in_a_sequence(good, undefined_length=False), "cannot be read"),
+        "a damaged value in a sequence of undefined length": (
+            _damaged_in_a_sequence(good, undefined_length=True),
+            "cannot be read",
+        ),
     }
 
 
@@ -148,6 +183,8 @@ def _bad_files(patient: Patient) -> dict[str, tuple[bytes, str]]:
         "truncated pixel data",
         "truncated compressed pixel data",
         "gigabytes to decode",
+        "a damaged value in a sequence",
+        "a damaged value in a sequence of undefined length",
     ],
 )
 def test_bad_files_are_refused_with_the_reason_and_leave_nothing_behind(case: str, network_a: Network) -> None:
