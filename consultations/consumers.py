@@ -129,6 +129,9 @@ class CallConsumer(AsyncJsonWebsocketConsumer):
             self.group,
             {"type": "call.presence", "user": self.me, "channel": self.channel_name, "state": "joined"},
         )
+        # Silence counts from here: opening took its time (the database, other pages opening), and pings the
+        # page sent meanwhile wait behind this handler.
+        self.heard = time.monotonic()
         _heartbeats().watch(self)
         call = self.call
         if call is not None and call["state"] == Call.State.RINGING and call["started_by"]["id"] == user.pk:
