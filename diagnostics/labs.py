@@ -78,6 +78,38 @@ class StoreReport:
         return sum(1 for observation in self.stored if observation.review)
 
 
+def reading_json(results: Iterable[ResultIn], problems: Iterable[Problem]) -> dict[str, Any]:
+    """What a way in read from a message, as JSON to keep on its `LabMessage` (a chosen patient is not kept:
+    a way in that queues its messages names patients by record number)."""
+    return {
+        "results": [
+            {
+                "value": result.value,
+                "observed_at": result.observed_at.isoformat() if result.observed_at is not None else None,
+                "code": result.code,
+                "coding_system": result.coding_system,
+                "name": result.name,
+                "unit": result.unit,
+                "range": result.range,
+                "flag": result.flag,
+                "record_number": result.record_number,
+                "where": result.where,
+            }
+            for result in results
+        ],
+        "problems": [problem.as_json() for problem in problems],
+    }
+
+
+def reading_from_json(reading: dict[str, Any]) -> tuple[list[ResultIn], list[Problem]]:
+    """The results and problems `reading_json` kept."""
+    results = [
+        ResultIn(**{**row, "observed_at": datetime.fromisoformat(row["observed_at"]) if row["observed_at"] else None})
+        for row in reading["results"]
+    ]
+    return results, [Problem(**problem) for problem in reading["problems"]]
+
+
 # Reading values.
 
 _NUMBER = re.compile(r"^(<=|>=|<|>)?\s*([+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?)$")
@@ -365,7 +397,7 @@ def lab_results_store_many(
             outcomes[(message.status, json.dumps(message.errors), message.stored)].append(message.pk)
         for (status, errors, count), pks in outcomes.items():
             LabMessage.objects.filter(pk__in=pks).update(
-                status=status, errors=json.loads(errors), stored=count, processed_at=now
+                status=status, errors=json.loads(errors), stored=count, processed_at=now, reading=None
             )
         with audit_batch():
             for message, report in zip(messages, reports, strict=True):
@@ -568,9 +600,11 @@ def lab_message_open(
     raw: str,
     device_id: int | None = None,
     by: Any = None,
+    reading: dict[str, Any] | None = None,
 ) -> tuple[LabMessage, bool]:
     """Keep a message as received, once: (the message, whether it is new). The same sender's same control
-    id again returns the first message, so its answer can be repeated and nothing is stored twice."""
+    id again returns the first message, so its answer can be repeated and nothing is stored twice.
+    `reading` (see `reading_json`) spares the worker reading a queued message again."""
     try:
         with transaction.atomic():
             return (
@@ -582,6 +616,7 @@ def lab_message_open(
                     raw=raw,
                     device_id=device_id,
                     by=by if getattr(by, "pk", None) else None,
+                    reading=reading,
                 ),
                 True,
             )

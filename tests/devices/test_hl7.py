@@ -434,3 +434,66 @@ def test_a_critical_result_is_stored_at_once_while_others_wait_for_the_worker(  
     assert LabMessage.objects.get(control_id="C-1").status == "done"
     assert LabAlert.objects.get().observation.test.short_name == "hs-TnI"
     assert not Observation.objects.filter(message__control_id="R-1").exists()
+
+
+def test_the_worker_stores_what_the_request_read_without_reading_the_message_again(  # type: ignore[no-untyped-def]
+    network_a: Network, analyser: Device, monkeypatch
+) -> None:
+    patient = PatientFactory(hospital=network_a.regional)
+    results.hl7_receive(device=analyser, data=oru(patient.record_number, GLUCOSE, HBA1C).encode())  # queued
+    assert LabMessage.objects.get().reading is not None
+
+    def unreadable(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the drain read the raw message again")
+
+    monkeypatch.setattr(results.hl7, "oru_read", unreadable)
+    assert results.hl7_messages_drain() == 1
+
+    message = LabMessage.objects.get()
+    assert message.status == "done" and message.stored == 2 and message.reading is None  # not kept twice
+    glucose = Observation.objects.get(test__short_name="GLU")
+    assert glucose.patient == patient and glucose.value == Decimal("7.9") and glucose.flag == "high"
+
+
+def test_a_message_queued_without_its_reading_is_read_again_by_the_worker(  # type: ignore[no-untyped-def]
+    network_a: Network, analyser: Device
+) -> None:
+    """Messages kept before the request's reading was kept with them still drain."""
+    patient = PatientFactory(hospital=network_a.regional)
+    results.hl7_receive(device=analyser, data=oru(patient.record_number, GLUCOSE).encode())
+    LabMessage.objects.update(reading=None)
+
+    assert results.hl7_messages_drain() == 1
+    assert LabMessage.objects.get().status == "done" and Observation.objects.get().patient == patient
+
+
+def test_a_batch_is_kept_with_a_few_queries_and_a_message_in_it_twice_is_kept_once(  # type: ignore[no-untyped-def]
+    network_a: Network, analyser: Device, django_assert_max_num_queries
+) -> None:
+    patient = PatientFactory(hospital=network_a.regional)
+    record = patient.record_number
+    messages = [oru(record, GLUCOSE, control_id=f"Q-{n}", ago=30 + n) for n in range(40)]
+    with django_assert_max_num_queries(10):  # the messages known, one insert, the reference tables: not per message
+        answer = results.hl7_receive(device=analyser, data=_batch(*messages, messages[3]).encode())
+
+    msas = [tuple(s.split("|")[1:3]) for s in answer.ack.split("\r") if s.startswith("MSA|")]
+    assert msas == [("AA", f"Q-{n}") for n in range(40)] + [("AA", "Q-3")]
+    assert LabMessage.objects.count() == 40
+    assert results.hl7_messages_drain() == 40
+    assert Observation.objects.filter(patient=patient).count() == 40
+
+
+def test_a_batch_with_messages_kept_before_and_a_control_id_used_again_is_answered_as_one_by_one(  # type: ignore[no-untyped-def]
+    network_a: Network, post
+) -> None:
+    patient = PatientFactory(hospital=network_a.regional)
+    record = patient.record_number
+    first = oru(record, GLUCOSE, "NM|2345-7^Glucose^LN||high|mmol/L|||||F", control_id="K-1", ago=90)
+    assert _msas(post(_batch(first))) == [("AE", "K-1")]
+    restarted = oru(record, HBA1C, control_id="K-1", ago=10)  # the analyser counts from 1 again
+    response = post(_batch(first, restarted, oru(record, POTASSIUM_LOW, control_id="K-2")))
+
+    assert _msas(response) == [("AE", "K-1"), ("AA", "K-1"), ("AA", "K-2")]
+    assert "“high” of Glucose is not a number" in response.content.decode()  # the first answer, repeated
+    assert LabMessage.objects.count() == 3
+    assert sorted(o.test.short_name for o in Observation.objects.select_related("test")) == ["GLU", "HbA1c", "K"]
