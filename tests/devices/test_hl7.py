@@ -497,3 +497,43 @@ def test_a_batch_with_messages_kept_before_and_a_control_id_used_again_is_answer
     assert "“high” of Glucose is not a number" in response.content.decode()  # the first answer, repeated
     assert LabMessage.objects.count() == 3
     assert sorted(o.test.short_name for o in Observation.objects.select_related("test")) == ["GLU", "HbA1c", "K"]
+
+
+_MSH = "MSH|^~\\&|BC5150|TULA_LAB|MHOSPITAL|MH|20261128100500+0300||ORU^R01^ORU_R01|{id}|P|2.5.1"
+READER_CORPUS = [
+    oru("TUL-1", GLUCOSE, HBA1C, POTASSIUM_LOW, TROPONIN),
+    # PID-3 repeated, the MR one second; PID-2 alone; two patients in one message; lower-case segment names.
+    f"{_MSH.format(id='R-1')}\rPID|1||123^^^TULA^PI~TUL-2^^^TULA^MR\rOBR|1||S|P|||20261128093000\rOBX|1|NM|GLU||5|mmol/L",
+    f"{_MSH.format(id='R-2')}\rPID|1|TUL-3\robr|1||S|P|||202611280930\robx|1|NM|2345-7^Glucose^LN||5,4|mmol/L|||||F",
+    f"{_MSH.format(id='R-3')}\rPID|1||A\rOBX|1|NM|X|||\rPID|2||B&sub^^^T^MR\rOBX|1|NM|Y||7|",
+    # SN values; a local code with a LOINC alternate; the unit in OBX-6.2; subcomponents; trailing separators.
+    f"{_MSH.format(id='R-4')}\rPID|1||T\rOBX|1|SN|TNI^Troponin^L^10839-9^Troponin I^LN||<^0.01|ng/mL||||F|||",
+    f"{_MSH.format(id='R-5')}\rPID|1||T\rOBX|1|SN|K||^1^:^2|^mmol/L|1&2-3|H&X|||R||||20261128",
+    f"{_MSH.format(id='R-6')}\rPID|1||T\rOBX|1|NM|K^^LN||>^5\rOBX|2\rOBX|3|NM\rNTE|1||note\rZXX|1|a~b",
+    # statuses: not a result, withdrawn, a bad time; an OBX before any PID or OBR.
+    f"{_MSH.format(id='R-7')}\rOBX|1|NM|GLU||5|mmol/L||||X\rOBX|2|NM|GLU||5|mmol/L|||||W\rOBX|3|NM|GLU||5||||||F|||2025x",
+    # not taken whole: another type, no control id, no OBX; blank fields of the MSH.
+    _MSH.format(id="R-8").replace("ORU^R01^ORU_R01", "ADT^A01") + "\rPID|1||T",
+    _MSH.format(id="") + "\rOBX|1|NM|GLU||5",
+    _MSH.format(id="R-9") + "\rPID|1||T",
+    "MSH|^~\\&||||||||ORU^R01|R-10\rOBX|1|NM|GLU||5|mmol/L|||||F|||20261128",
+]
+
+
+@pytest.mark.parametrize("text", READER_CORPUS)
+def test_the_plain_reader_reads_every_message_as_python_hl7_does(text: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Messages without escape sequences are split by hand, not by python-hl7: the reading is the same."""
+    from zoneinfo import ZoneInfo
+
+    from devices import hl7
+
+    def read() -> object:
+        try:
+            return hl7.oru_read(text, local=ZoneInfo("Europe/Moscow"))
+        except hl7.Hl7Refused as refused:
+            return (refused.reason, refused.code, refused.location, refused.header)
+
+    assert hl7._plain(hl7._segments(text)) is not None  # the corpus takes the quick way
+    quick = read()
+    monkeypatch.setattr(hl7, "_plain", lambda text: None)
+    assert quick == read()
