@@ -20,7 +20,7 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models.functions import Upper
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -464,7 +464,7 @@ def _insert(
         fresh = [pair for place, pair in candidates.items() if place not in known]
         try:
             with transaction.atomic():
-                stored = Observation.objects.bulk_create([observation for _index, observation in fresh])
+                stored = _observations_insert([observation for _index, observation in fresh])
         except IntegrityError:
             continue
         for place in known:
@@ -473,6 +473,36 @@ def _insert(
             reports[index].stored.append(observation)
         return stored
     raise IntegrityError("lab results kept colliding with a parallel copy of the same message")
+
+
+# From this many rows, PostgreSQL is given them by COPY rather than an INSERT that Django compiles value by
+# value (a worker's batch of hundreds: the compiling took a third of the drain's time).
+COPY_FROM = 50
+
+
+def _observations_insert(observations: list[Observation]) -> list[Observation]:
+    """`bulk_create` the observations (their pks set), by COPY on PostgreSQL with pks drawn first from the
+    table's sequence. Raises IntegrityError, and writes nothing, if one of them is stored already."""
+    if connection.vendor != "postgresql" or len(observations) < COPY_FROM:
+        return Observation.objects.bulk_create(observations)
+    meta = Observation._meta
+    fields = meta.concrete_fields
+    now = timezone.now()
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [meta.db_table, meta.pk.column, len(observations)],
+        )
+        for observation, (pk,) in zip(observations, cursor.fetchall(), strict=True):
+            observation.pk, observation.received_at = pk, now  # received_at: auto_now_add, as bulk_create does
+            observation._state.adding, observation._state.db = False, connection.alias
+        columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+        names = [field.attname for field in fields]
+        # Plain values (str, int, Decimal, aware datetime, None) that psycopg writes as the columns want.
+        with cursor.cursor.copy(f"COPY {connection.ops.quote_name(meta.db_table)} ({columns}) FROM STDIN") as copy:
+            for observation in observations:
+                copy.write_row([getattr(observation, name) for name in names])
+    return observations
 
 
 def _audit(message: LabMessage, report: StoreReport) -> None:
