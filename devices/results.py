@@ -47,6 +47,7 @@ from diagnostics.labs import (
     reading_json,
     results_check,
     results_critical,
+    rows_insert,
 )
 from diagnostics.models import LabMessage, Observation
 from diagnostics.models.labs import Source
@@ -238,7 +239,7 @@ def _hl7_messages_open(device: Device, items: list[tuple[hl7.OruRead, str]]) -> 
         opened.append((message, True))
     try:
         with transaction.atomic():
-            LabMessage.objects.bulk_create(fresh)
+            rows_insert(fresh)
     except IntegrityError:
         return [_hl7_message_open(device, read, text) for read, text in items]
     return opened

@@ -479,6 +479,10 @@ def test_a_batch_is_kept_with_a_few_queries_and_a_message_in_it_twice_is_kept_on
     msas = [tuple(s.split("|")[1:3]) for s in answer.ack.split("\r") if s.startswith("MSA|")]
     assert msas == [("AA", f"Q-{n}") for n in range(40)] + [("AA", "Q-3")]
     assert LabMessage.objects.count() == 40
+    kept = LabMessage.objects.get(control_id="Q-5")  # (on PostgreSQL written by COPY: every column as it should)
+    assert (kept.status, kept.errors, kept.stored, kept.raw) == ("queued", [], 0, messages[5].strip("\r"))
+    assert kept.reading["results"][0]["value"] == "7.9" and kept.received_at is not None
+    assert kept.source == "hl7" and kept.device_id == analyser.pk and kept.hospital_id == analyser.hospital_id
     assert results.hl7_messages_drain() == 40
     assert Observation.objects.filter(patient=patient).count() == 40
 

@@ -225,5 +225,5 @@ def test_a_large_batch_is_stored_by_copy_on_postgresql_exactly_as_by_insert(netw
 
     fields = {name: getattr(report.stored[0], name) for name in names if name != "id"}
     with pytest.raises(IntegrityError), transaction.atomic():
-        labs._observations_insert([Observation(**{**fields, "key": "new"}), Observation(**fields)])
+        labs.rows_insert([Observation(**{**fields, "key": "new"}), Observation(**fields)])
     assert Observation.objects.count() == 3
