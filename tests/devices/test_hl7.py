@@ -80,7 +80,8 @@ def test_an_oru_with_several_results_is_stored_with_flags_and_answered_aa(networ
     message = LabMessage.objects.get()
     assert (message.source, message.status, message.stored) == ("hl7", "done", 3)
     assert message.raw.startswith("MSH|") and "OBX|3|" in message.raw  # kept as it came
-    assert AuditEntry.objects.filter(object_type="diagnostics.labmessage", patient_id=str(patient.pk)).exists()
+    entry = AuditEntry.objects.get(object_type="diagnostics.labmessage", patient_id=str(patient.pk))
+    assert entry.detail == "3 lab results from HL7 v2 message MSG-1, 0 critical"
 
 
 def test_segments_may_end_with_newlines_and_the_body_be_text_plain(network_a: Network, post) -> None:  # type: ignore[no-untyped-def]
