@@ -195,6 +195,48 @@ def critical_latencies(
     return timings
 
 
+def cpu_seconds(roots: list[int]) -> float:
+    """CPU time (user + system) the processes and their live descendants have used so far (Linux /proc)."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    total, todo, seen = 0.0, list(roots), set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen or pid not in times:
+            continue
+        seen.add(pid)
+        total += times[pid]
+        todo.extend(child for child, parent in parents.items() if parent == pid)
+    return total
+
+
+def cpu_now() -> dict[str, float]:
+    """CPU seconds so far of the web server, the worker (their pids from hl7_bench.sh) and the database's
+    backends serving this database: where the machine's time goes, whatever else runs beside the bench."""
+    from django.db import connection
+
+    backends: list[int] = []
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+            backends = [pid for (pid,) in cursor.fetchall()]
+    return {
+        "server": cpu_seconds([int(pid) for pid in os.environ.get("SERVER_PIDS", "").split()]),
+        "worker": cpu_seconds([int(pid) for pid in os.environ.get("WORKER_PIDS", "").split()]),
+        "postgresql": sum(cpu_seconds([pid]) for pid in backends),
+    }
+
+
 def summary(timings: list[float]) -> dict[str, float]:
     if not timings:
         return {}
@@ -251,6 +293,7 @@ def main() -> None:
         ),
         daemon=True,
     )
+    cpu_before = cpu_now()
     started = time.perf_counter()
     prober.start()
     accepted_s, codes = post_all(url, seed["token"], bodies, args.concurrency)
@@ -261,6 +304,8 @@ def main() -> None:
             raise SystemExit("not all messages stored after an hour")
         time.sleep(0.1)
     stored_s = time.perf_counter() - started
+    cpu_after = cpu_now()
+    cpu = {part: round(cpu_after[part] - cpu_before[part], 2) for part in cpu_after}
     stop.set()
     prober.join(timeout=60)
     idle = critical_latencies(url, seed["token"], seed["critical_record"], socket, args.critical, f"{run}-I", 2)
@@ -275,6 +320,12 @@ def main() -> None:
         "stored_s": round(stored_s, 2),
         "observations_per_s_end_to_end": round(observations / stored_s, 1),
         "message_statuses": statuses,
+        # CPU seconds each part used during the load (PostgreSQL: backends alive at the end), the CPU time an
+        # observation costs in all, and what the machine's cores would carry at that cost with nothing else.
+        "cpu_s": cpu,
+        "cpu_ms_per_observation": round(1000 * sum(cpu.values()) / observations, 3),
+        "observations_per_s_on_all_cores": round((os.cpu_count() or 1) * observations / max(sum(cpu.values()), 1e-9)),
+        "load_average": [round(load, 1) for load in os.getloadavg()],
         "critical_alert_latency_under_load": summary(under_load),
         "critical_alert_latency_idle": summary(idle),
     }

@@ -36,6 +36,8 @@ pids+=($!)
 pids+=($!)
 for _ in $(seq 120); do curl -s -o /dev/null "http://127.0.0.1:$PORT/healthz" && break; sleep 0.5; done
 
+# Whose CPU time the bench counts: the server's and the worker's process trees.
+export SERVER_PIDS="${pids[0]}" WORKER_PIDS="${pids[1]}"
 "$PY" bench/hl7_bench.py --base "http://127.0.0.1:$PORT" --messages "$MESSAGES" --results "$RESULTS" \
   --concurrency "$CONCURRENCY" --critical "$CRITICAL" --batch "$BATCH"
 echo "server errors logged: $(grep -c ' ERROR ' var/bench-hl7-server.log var/bench-hl7-worker.log || true)"

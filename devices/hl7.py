@@ -23,6 +23,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
+from typing import TypeAlias
 
 import hl7
 from django.utils import timezone
@@ -190,15 +191,42 @@ def batch_ack_build(*, batch: Batch, acks: Sequence[str]) -> str:
     return "\r".join(lines) + "\r"
 
 
-def _get(segment: hl7.Segment, number: int, component: int = 1, repeat: int = 1) -> str:
+# A segment as python-hl7 reads it, or (the usual message: the standard separators, no escape sequence) as
+# its fields split by hand, numbered the same way (MSH-1 is the field separator), which reads the same for
+# a fraction of the time: python-hl7 builds a tree down to every subcomponent of every field.
+Segment: TypeAlias = "hl7.Segment | list[str]"
+STANDARD_MSH = "MSH|" + ENCODING_CHARACTERS + "|"
+
+
+def _plain(text: str) -> list[list[str]] | None:
+    """The segments of a message (segments already separated by \\r) as lists of fields, None when it does
+    not use the standard separators or has an escape sequence: python-hl7 reads those."""
+    if not text.startswith(STANDARD_MSH) or "\\" in text[len(STANDARD_MSH) :]:
+        return None
+    segments = [line.split("|") for line in text.split("\r")]
+    segments[0][1:1] = ["|"]  # MSH-1 is the field separator, MSH-2 the encoding characters
+    return segments
+
+
+def _get(segment: Segment, number: int, component: int = 1, repeat: int = 1) -> str:
     """A field (or one component of it), unescaped, "" when the segment does not have it."""
+    if not isinstance(segment, hl7.Segment):  # (python-hl7's containers are lists too)
+        if number >= len(segment):
+            return ""
+        repeats = segment[number].split("~")
+        if repeat > len(repeats):
+            return ""
+        components = repeats[repeat - 1].split("^")
+        return components[component - 1].split("&", 1)[0].strip() if component <= len(components) else ""
     try:
         return str(segment.extract_field(1, number, repeat, component, 1)).strip()
     except (IndexError, KeyError, TypeError, ValueError):
         return ""
 
 
-def _repeats(segment: hl7.Segment, number: int) -> int:
+def _repeats(segment: Segment, number: int) -> int:
+    if not isinstance(segment, hl7.Segment):
+        return len(segment[number].split("~")) if number < len(segment) else 0
     try:
         value = segment(number)
     except IndexError:
@@ -218,7 +246,7 @@ def header_read(text: str) -> Header | None:
     return _header(msh)
 
 
-def _header(msh: hl7.Segment) -> Header:
+def _header(msh: Segment) -> Header:
     return Header(
         sending_application=_get(msh, 3),
         sending_facility=_get(msh, 4),
@@ -245,7 +273,7 @@ def hl7_time(text: str, local: tzinfo) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def _record_number(pid: hl7.Segment) -> str:
+def _record_number(pid: Segment) -> str:
     """PID-3's medical record number (identifier type MR) if it is marked, else its first identifier; PID-2
     (the patient id of version 2.3 and before) when PID-3 is empty."""
     identifiers = [(_get(pid, 3, 1, n), _get(pid, 3, 5, n).upper()) for n in range(1, _repeats(pid, 3) + 1)]
@@ -254,14 +282,14 @@ def _record_number(pid: hl7.Segment) -> str:
     return (marked or plain or [_get(pid, 2)])[0]
 
 
-def _value(obx: hl7.Segment) -> str:
+def _value(obx: Segment) -> str:
     if _get(obx, 2).upper() == "SN":  # comparator^number^separator^number
         comparator, number, separator, second = (_get(obx, 5, n) for n in (1, 2, 3, 4))
         return f"{comparator}{number}{separator}{second}" if separator or second else f"{comparator}{number}"
     return _get(obx, 5)
 
 
-def _test(obx: hl7.Segment) -> tuple[str, str, str]:
+def _test(obx: Segment) -> tuple[str, str, str]:
     """(code, coding system, name) of OBX-3, its LOINC alternate preferred to a local code."""
     code, name, system = _get(obx, 3, 1), _get(obx, 3, 2), _get(obx, 3, 3).upper()
     if system != "LN" and _get(obx, 3, 6).upper() == "LN" and _get(obx, 3, 4):
@@ -276,10 +304,13 @@ def oru_read(text: str, *, local: tzinfo) -> OruRead:
         raise Hl7Refused(_("The message is empty: send one HL7 v2 ORU^R01 message."))
     if text[:3] in BATCH_SEGMENTS:
         raise Hl7Refused(_("A batch or file of messages is read message by message, not as one message."))
-    message: hl7.Message | None = None
+    message: hl7.Message | list[list[str]] | None = _plain(text)
     try:
-        message = hl7.parse(text) if text.startswith("MSH") else None
-        header = _header(message.segment("MSH")) if message is not None else None
+        if message is None:
+            message = hl7.parse(text) if text.startswith("MSH") else None
+            header = _header(message.segment("MSH")) if message is not None else None
+        else:
+            header = _header(message[0])
     except Exception:  # noqa: BLE001 - python-hl7 raises several kinds for broken text; the MSH alone may do
         message, header = None, header_read(text)
     if header is None:
@@ -330,7 +361,7 @@ def oru_read(text: str, *, local: tzinfo) -> OruRead:
     return read
 
 
-def _obx_read(obx: hl7.Segment, where: str, record: str, obr_time: str, local: tzinfo, read: OruRead) -> None:
+def _obx_read(obx: Segment, where: str, record: str, obr_time: str, local: tzinfo, read: OruRead) -> None:
     status = _get(obx, 11).upper()
     if status in _NO_RESULT:
         return

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -43,8 +43,11 @@ from diagnostics.labs import (
     lab_message_open,
     lab_results_store,
     lab_results_store_many,
+    reading_from_json,
+    reading_json,
     results_check,
     results_critical,
+    rows_insert,
 )
 from diagnostics.models import LabMessage, Observation
 from diagnostics.models.labs import Source
@@ -100,40 +103,56 @@ def _hl7_batch_take(device: Device, batch: hl7.Batch, peer: str) -> Hl7Answer:
         ack = hl7.ack_build(header=None, code="AR", errors=[hl7.AckError("BHS^1", "100", reason)])
         return Hl7Answer(hl7.batch_ack_build(batch=batch, acks=[ack]), "AR")
     with transaction.atomic():
-        answers = [_hl7_take(device, message, peer) for message in batch.messages]
+        answers = _hl7_take_many(device, batch.messages, peer)
     codes = {answer.code for answer in answers}
     code = "AA" if codes == {"AA"} else "AR" if codes == {"AR"} else "AE"
     return Hl7Answer(hl7.batch_ack_build(batch=batch, acks=[answer.ack for answer in answers]), code)
 
 
 def _hl7_take(device: Device, text: str, peer: str) -> Hl7Answer:
-    try:
-        read = hl7.oru_read(text, local=_local(device.hospital))
-    except hl7.Hl7Refused as refused:
-        _refusal_audit(device, f"HL7 message {refused.header.control_id!r}", peer, str(refused))
-        error = hl7.AckError(location=refused.location, code=refused.code, text=refused.reason)
-        return Hl7Answer(hl7.ack_build(header=refused.header, code="AR", errors=[error]), "AR")
-    message, new = _hl7_message_open(device, read.header.control_id, text)
-    if not new and message.raw != text:
-        # Many analysers count their control ids from 1 again after a restart: another message under an id
-        # seen before is a message of its own (the same bytes again are the resend of the first).
-        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-        message, new = _hl7_message_open(device, f"{read.header.control_id[:47]}~{digest}", text)
-    if message.status == LabMessage.Status.QUEUED:
-        first = read if new else hl7.oru_read(message.raw, local=_local(device.hospital))
-        accepted, unstorable = results_check(first.results)
-        problems = first.problems + unstorable
-        if results_critical(accepted):
-            _store_now(message, first)  # its alert must not wait behind the queue
+    (answer,) = _hl7_take_many(device, [text], peer)
+    return answer
+
+
+def _hl7_take_many(device: Device, texts: list[str], peer: str) -> list[Hl7Answer]:
+    """Read, keep and answer messages (a batch's, in its transaction, or one alone): each is answered as if
+    it had come alone, but they are kept with a few queries together and nudge the drain once."""
+    local = _local(device.hospital)
+    answers: list[Hl7Answer | None] = []
+    taken: list[tuple[int, hl7.OruRead, str]] = []
+    for text in texts:
+        try:
+            read = hl7.oru_read(text, local=local)
+        except hl7.Hl7Refused as refused:
+            _refusal_audit(device, f"HL7 message {refused.header.control_id!r}", peer, str(refused))
+            error = hl7.AckError(location=refused.location, code=refused.code, text=refused.reason)
+            answers.append(Hl7Answer(hl7.ack_build(header=refused.header, code="AR", errors=[error]), "AR"))
+            continue
+        taken.append((len(answers), read, text))
+        answers.append(None)
+    opened = _hl7_messages_open(device, [(read, text) for _index, read, text in taken])
+    nudge = False
+    for (index, read, _text), (message, _new) in zip(taken, opened, strict=True):
+        if message.status == LabMessage.Status.QUEUED:
+            # A resend of a message still queued is the same text (another text under a known control id
+            # is kept as a message of its own), so this reading is the message's.
+            accepted, unstorable = results_check(read.results)
+            problems = read.problems + unstorable
+            if results_critical(accepted):
+                _store_now(message, read)  # its alert must not wait behind the queue
+            else:
+                nudge = True
         else:
-            # At once when no transaction is open (a device's request). A resend of a message still queued
-            # nudges again, in case the first nudge was lost; a failing cache leaves it to the sweep.
-            transaction.on_commit(_nudge, robust=True)
-    else:
-        problems = [Problem(**error) for error in message.errors]  # stored: what storing found
-    code = "AE" if problems else "AA"
-    ack = hl7.ack_build(header=read.header, code=code, errors=hl7.ack_errors(problems), control_id=f"MH{message.pk}")
-    return Hl7Answer(ack, code, message.pk)
+            problems = [Problem(**error) for error in message.errors]  # stored: what storing found
+        code = "AE" if problems else "AA"
+        errors = hl7.ack_errors(problems)
+        ack = hl7.ack_build(header=read.header, code=code, errors=errors, control_id=f"MH{message.pk}")
+        answers[index] = Hl7Answer(ack, code, message.pk)
+    if nudge:
+        # At once when no transaction is open (a device's request). A resend of a message still queued
+        # nudges again, in case the first nudge was lost; a failing cache leaves it to the sweep.
+        transaction.on_commit(_nudge, robust=True)
+    return [answer for answer in answers if answer is not None]
 
 
 def _refusal_audit(device: Device, what: str, peer: str, reason: str) -> None:
@@ -155,7 +174,22 @@ def _store_now(message: LabMessage, read: hl7.OruRead) -> None:
             lab_results_store(message=locked, results=read.results, problems=read.problems)
 
 
-def _hl7_message_open(device: Device, control_id: str, text: str) -> tuple[LabMessage, bool]:
+def _alternate_id(control_id: str, text: str) -> str:
+    """The control id of another message sent under one seen before: many analysers count their control
+    ids from 1 again after a restart, so another text under a known id is a message of its own (the same
+    text again is the resend of the first)."""
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return f"{control_id[:47]}~{digest}"
+
+
+def _hl7_message_open(device: Device, read: hl7.OruRead, text: str) -> tuple[LabMessage, bool]:
+    message, new = _hl7_message_open_as(device, read, text, read.header.control_id)
+    if not new and message.raw != text:
+        message, new = _hl7_message_open_as(device, read, text, _alternate_id(read.header.control_id, text))
+    return message, new
+
+
+def _hl7_message_open_as(device: Device, read: hl7.OruRead, text: str, control_id: str) -> tuple[LabMessage, bool]:
     return lab_message_open(
         hospital_id=device.hospital_id,
         source=Source.HL7,
@@ -163,7 +197,52 @@ def _hl7_message_open(device: Device, control_id: str, text: str) -> tuple[LabMe
         control_id=control_id,
         raw=text,
         device_id=device.pk,
+        reading=reading_json(read.results, read.problems),
     )
+
+
+def _hl7_messages_open(device: Device, items: list[tuple[hl7.OruRead, str]]) -> list[tuple[LabMessage, bool]]:
+    """`_hl7_message_open` for each of several messages, in order, with one query to find those kept before
+    and one to keep the rest (a message sent twice in the batch is kept once). Inside a transaction; should
+    a parallel request keep one of them meanwhile, each is opened on its own instead."""
+    if len(items) < 2:
+        return [_hl7_message_open(device, read, text) for read, text in items]
+    sender = device_sender(device)
+    ids = {read.header.control_id[:64] for read, _text in items}
+    ids |= {_alternate_id(read.header.control_id, text) for read, text in items}
+    known = {
+        message.control_id: message
+        for message in LabMessage.objects.filter(hospital_id=device.hospital_id, sender=sender, control_id__in=ids)
+    }
+    opened: list[tuple[LabMessage, bool]] = []
+    fresh: list[LabMessage] = []
+    for read, text in items:
+        control_id = read.header.control_id[:64]
+        message = known.get(control_id)
+        if message is not None and message.raw != text:
+            control_id = _alternate_id(read.header.control_id, text)
+            message = known.get(control_id)
+        if message is not None:
+            opened.append((message, False))  # kept before, or earlier in this batch
+            continue
+        message = LabMessage(
+            hospital_id=device.hospital_id,
+            source=Source.HL7,
+            sender=sender,
+            control_id=control_id,
+            raw=text,
+            device_id=device.pk,
+            reading=reading_json(read.results, read.problems),
+        )
+        known[control_id] = message
+        fresh.append(message)
+        opened.append((message, True))
+    try:
+        with transaction.atomic():
+            rows_insert(fresh)
+    except IntegrityError:
+        return [_hl7_message_open(device, read, text) for read, text in items]
+    return opened
 
 
 def mllp_receive(*, data: bytes, peer: str) -> Hl7Answer:
@@ -235,12 +314,17 @@ def hl7_messages_drain(*, limit: int = DRAIN_BATCH) -> int:
         )
         if not messages:
             return 0
-        zones = {
-            hospital.pk: _local(hospital)
-            for hospital in Hospital.objects.filter(pk__in={m.hospital_id for m in messages}).only("time_zone")
-        }
+        zones: dict[int, ZoneInfo] = {}
         batch: list[tuple[LabMessage, list[ResultIn], list[Problem]]] = []
         for message in messages:
+            if message.reading is not None:  # read when it came: not read again
+                batch.append((message, *reading_from_json(message.reading)))
+                continue
+            if not zones:  # kept before its reading was: read now
+                zones = {
+                    hospital.pk: _local(hospital)
+                    for hospital in Hospital.objects.filter(pk__in={m.hospital_id for m in messages}).only("time_zone")
+                }
             try:
                 read = hl7.oru_read(message.raw, local=zones[message.hospital_id])
             except hl7.Hl7Refused as refused:  # it was read when it came in: only a change of this code does it

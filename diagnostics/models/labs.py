@@ -114,6 +114,9 @@ class LabMessage(models.Model):
     # A plain id rather than a key to devices.Device: diagnostics does not know the devices app.
     device_id = models.PositiveIntegerField(_("device"), null=True, blank=True)
     raw = models.TextField(_("message as received"))
+    # A queued message's results as its way in read them when it came (labs.reading_json), so the worker
+    # stores them without reading the raw message again; None for a message kept before this was.
+    reading = models.JSONField(_("results as read"), null=True, blank=True, editable=False)
     status = models.CharField(_("status"), max_length=8, choices=Status.choices, default=Status.QUEUED)
     # [{"where": "OBX 3", "field": "OBX-5", "reason": "..."}], in the order met
     errors = models.JSONField(_("errors"), default=list, blank=True)

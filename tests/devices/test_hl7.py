@@ -80,7 +80,8 @@ def test_an_oru_with_several_results_is_stored_with_flags_and_answered_aa(networ
     message = LabMessage.objects.get()
     assert (message.source, message.status, message.stored) == ("hl7", "done", 3)
     assert message.raw.startswith("MSH|") and "OBX|3|" in message.raw  # kept as it came
-    assert AuditEntry.objects.filter(object_type="diagnostics.labmessage", patient_id=str(patient.pk)).exists()
+    entry = AuditEntry.objects.get(object_type="diagnostics.labmessage", patient_id=str(patient.pk))
+    assert entry.detail == "3 lab results from HL7 v2 message MSG-1, 0 critical"
 
 
 def test_segments_may_end_with_newlines_and_the_body_be_text_plain(network_a: Network, post) -> None:  # type: ignore[no-untyped-def]
@@ -434,3 +435,110 @@ def test_a_critical_result_is_stored_at_once_while_others_wait_for_the_worker(  
     assert LabMessage.objects.get(control_id="C-1").status == "done"
     assert LabAlert.objects.get().observation.test.short_name == "hs-TnI"
     assert not Observation.objects.filter(message__control_id="R-1").exists()
+
+
+def test_the_worker_stores_what_the_request_read_without_reading_the_message_again(  # type: ignore[no-untyped-def]
+    network_a: Network, analyser: Device, monkeypatch
+) -> None:
+    patient = PatientFactory(hospital=network_a.regional)
+    results.hl7_receive(device=analyser, data=oru(patient.record_number, GLUCOSE, HBA1C).encode())  # queued
+    assert LabMessage.objects.get().reading is not None
+
+    def unreadable(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the drain read the raw message again")
+
+    monkeypatch.setattr(results.hl7, "oru_read", unreadable)
+    assert results.hl7_messages_drain() == 1
+
+    message = LabMessage.objects.get()
+    assert message.status == "done" and message.stored == 2 and message.reading is None  # not kept twice
+    glucose = Observation.objects.get(test__short_name="GLU")
+    assert glucose.patient == patient and glucose.value == Decimal("7.9") and glucose.flag == "high"
+
+
+def test_a_message_queued_without_its_reading_is_read_again_by_the_worker(  # type: ignore[no-untyped-def]
+    network_a: Network, analyser: Device
+) -> None:
+    """Messages kept before the request's reading was kept with them still drain."""
+    patient = PatientFactory(hospital=network_a.regional)
+    results.hl7_receive(device=analyser, data=oru(patient.record_number, GLUCOSE).encode())
+    LabMessage.objects.update(reading=None)
+
+    assert results.hl7_messages_drain() == 1
+    assert LabMessage.objects.get().status == "done" and Observation.objects.get().patient == patient
+
+
+def test_a_batch_is_kept_with_a_few_queries_and_a_message_in_it_twice_is_kept_once(  # type: ignore[no-untyped-def]
+    network_a: Network, analyser: Device, django_assert_max_num_queries
+) -> None:
+    patient = PatientFactory(hospital=network_a.regional)
+    record = patient.record_number
+    messages = [oru(record, GLUCOSE, control_id=f"Q-{n}", ago=30 + n) for n in range(40)]
+    with django_assert_max_num_queries(10):  # the messages known, one insert, the reference tables: not per message
+        answer = results.hl7_receive(device=analyser, data=_batch(*messages, messages[3]).encode())
+
+    msas = [tuple(s.split("|")[1:3]) for s in answer.ack.split("\r") if s.startswith("MSA|")]
+    assert msas == [("AA", f"Q-{n}") for n in range(40)] + [("AA", "Q-3")]
+    assert LabMessage.objects.count() == 40
+    kept = LabMessage.objects.get(control_id="Q-5")  # (on PostgreSQL written by COPY: every column as it should)
+    assert (kept.status, kept.errors, kept.stored, kept.raw) == ("queued", [], 0, messages[5].strip("\r"))
+    assert kept.reading["results"][0]["value"] == "7.9" and kept.received_at is not None
+    assert kept.source == "hl7" and kept.device_id == analyser.pk and kept.hospital_id == analyser.hospital_id
+    assert results.hl7_messages_drain() == 40
+    assert Observation.objects.filter(patient=patient).count() == 40
+
+
+def test_a_batch_with_messages_kept_before_and_a_control_id_used_again_is_answered_as_one_by_one(  # type: ignore[no-untyped-def]
+    network_a: Network, post
+) -> None:
+    patient = PatientFactory(hospital=network_a.regional)
+    record = patient.record_number
+    first = oru(record, GLUCOSE, "NM|2345-7^Glucose^LN||high|mmol/L|||||F", control_id="K-1", ago=90)
+    assert _msas(post(_batch(first))) == [("AE", "K-1")]
+    restarted = oru(record, HBA1C, control_id="K-1", ago=10)  # the analyser counts from 1 again
+    response = post(_batch(first, restarted, oru(record, POTASSIUM_LOW, control_id="K-2")))
+
+    assert _msas(response) == [("AE", "K-1"), ("AA", "K-1"), ("AA", "K-2")]
+    assert "“high” of Glucose is not a number" in response.content.decode()  # the first answer, repeated
+    assert LabMessage.objects.count() == 3
+    assert sorted(o.test.short_name for o in Observation.objects.select_related("test")) == ["GLU", "HbA1c", "K"]
+
+
+_MSH = "MSH|^~\\&|BC5150|TULA_LAB|MHOSPITAL|MH|20261128100500+0300||ORU^R01^ORU_R01|{id}|P|2.5.1"
+READER_CORPUS = [
+    oru("TUL-1", GLUCOSE, HBA1C, POTASSIUM_LOW, TROPONIN),
+    # PID-3 repeated, the MR one second; PID-2 alone; two patients in one message; lower-case segment names.
+    f"{_MSH.format(id='R-1')}\rPID|1||123^^^TULA^PI~TUL-2^^^TULA^MR\rOBR|1||S|P|||20261128093000\rOBX|1|NM|GLU||5|mmol/L",
+    f"{_MSH.format(id='R-2')}\rPID|1|TUL-3\robr|1||S|P|||202611280930\robx|1|NM|2345-7^Glucose^LN||5,4|mmol/L|||||F",
+    f"{_MSH.format(id='R-3')}\rPID|1||A\rOBX|1|NM|X|||\rPID|2||B&sub^^^T^MR\rOBX|1|NM|Y||7|",
+    # SN values; a local code with a LOINC alternate; the unit in OBX-6.2; subcomponents; trailing separators.
+    f"{_MSH.format(id='R-4')}\rPID|1||T\rOBX|1|SN|TNI^Troponin^L^10839-9^Troponin I^LN||<^0.01|ng/mL||||F|||",
+    f"{_MSH.format(id='R-5')}\rPID|1||T\rOBX|1|SN|K||^1^:^2|^mmol/L|1&2-3|H&X|||R||||20261128",
+    f"{_MSH.format(id='R-6')}\rPID|1||T\rOBX|1|NM|K^^LN||>^5\rOBX|2\rOBX|3|NM\rNTE|1||note\rZXX|1|a~b",
+    # statuses: not a result, withdrawn, a bad time; an OBX before any PID or OBR.
+    f"{_MSH.format(id='R-7')}\rOBX|1|NM|GLU||5|mmol/L||||X\rOBX|2|NM|GLU||5|mmol/L|||||W\rOBX|3|NM|GLU||5||||||F|||2025x",
+    # not taken whole: another type, no control id, no OBX; blank fields of the MSH.
+    _MSH.format(id="R-8").replace("ORU^R01^ORU_R01", "ADT^A01") + "\rPID|1||T",
+    _MSH.format(id="") + "\rOBX|1|NM|GLU||5",
+    _MSH.format(id="R-9") + "\rPID|1||T",
+    "MSH|^~\\&||||||||ORU^R01|R-10\rOBX|1|NM|GLU||5|mmol/L|||||F|||20261128",
+]
+
+
+@pytest.mark.parametrize("text", READER_CORPUS)
+def test_the_plain_reader_reads_every_message_as_python_hl7_does(text: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Messages without escape sequences are split by hand, not by python-hl7: the reading is the same."""
+    from zoneinfo import ZoneInfo
+
+    from devices import hl7
+
+    def read() -> object:
+        try:
+            return hl7.oru_read(text, local=ZoneInfo("Europe/Moscow"))
+        except hl7.Hl7Refused as refused:
+            return (refused.reason, refused.code, refused.location, refused.header)
+
+    assert hl7._plain(hl7._segments(text)) is not None  # the corpus takes the quick way
+    quick = read()
+    monkeypatch.setattr(hl7, "_plain", lambda text: None)
+    assert quick == read()

@@ -193,3 +193,35 @@ def test_an_admins_edit_of_a_critical_limit_applies_to_the_next_result(network_a
 )  # fmt: skip
 def test_values_are_read_as_labs_write_them(text: str, parsed: object) -> None:
     assert value_parse(text) == parsed
+
+
+def test_a_large_batch_is_stored_by_copy_on_postgresql_exactly_as_by_insert(network_a: Network, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A worker's batch goes to PostgreSQL by COPY: every field reads back as computed, alerts point at the
+    stored rows, and a result stored already makes the whole COPY fail (the caller counts it a duplicate)."""
+    from django.db import IntegrityError, connection, transaction
+
+    from diagnostics import labs
+
+    if connection.vendor != "postgresql":
+        pytest.skip("COPY is PostgreSQL's; elsewhere bulk_create stores the batch")
+    monkeypatch.setattr(labs, "COPY_FROM", 2)
+    patient = PatientFactory(hospital=network_a.regional)
+    report = lab_results_store(
+        message=_message(network_a.regional.pk),
+        results=[
+            _result("108", code="2345-7", unit="mg/dL", record=patient.record_number),
+            _result("0.45", code="10839-9", unit="ng/mL", record=patient.record_number),  # critical
+            _result("3", code="NOT-A-TEST", unit="x", record="NOBODY-1"),  # waits for review
+        ],
+    )
+    assert len(report.stored) == 3
+    names = [field.attname for field in Observation._meta.concrete_fields]
+    for observation in report.stored:
+        stored = Observation.objects.get(pk=observation.pk)
+        assert [getattr(stored, name) for name in names] == [getattr(observation, name) for name in names]
+    assert LabAlert.objects.get().observation.test.short_name == "hs-TnI"
+
+    fields = {name: getattr(report.stored[0], name) for name in names if name != "id"}
+    with pytest.raises(IntegrityError), transaction.atomic():
+        labs.rows_insert([Observation(**{**fields, "key": "new"}), Observation(**fields)])
+    assert Observation.objects.count() == 3
