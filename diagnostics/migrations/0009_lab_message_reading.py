@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("diagnostics", "0007_recordings"),
+        ("diagnostics", "0008_ai_readers"),
     ]
 
     operations = [
