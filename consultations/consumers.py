@@ -85,6 +85,7 @@ class CallConsumer(AsyncJsonWebsocketConsumer):
     peers: dict[int, str]  # user id -> channel, kept by presence events
     call: dict[str, Any] | None
     joined: bool = False
+    busy: bool = False  # handling a message (its own, or the room's): its page's next ping waits behind it
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -190,7 +191,11 @@ class CallConsumer(AsyncJsonWebsocketConsumer):
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
         heard, started = getattr(self, "heard", None), time.monotonic()
-        await handler(message)
+        self.busy = True  # the server, not the page, is behind while this runs: see Heartbeats
+        try:
+            await handler(message)
+        finally:
+            self.busy = False
         if heard is not None and self.heard == heard:
             # Time this socket spent on its own handling is not the page's silence: a ping queued behind a
             # slow handler would otherwise count as missed.
@@ -464,7 +469,8 @@ def _is_candidate(value: Any) -> TypeGuard[dict[str, Any]]:
 class Heartbeats:
     """Who has gone silent: one task per event loop (a server process) checks every call socket's last sign of
     life each period, where a sleeping task per socket would cost a task and a timer each (about a kilobyte,
-    times thousands of sockets). A socket silent for three periods is told so and closed."""
+    times thousands of sockets). A socket silent for three periods is told so and closed; not while it is
+    handling a message (a busy server holds the page's pings behind it, and that time is not counted)."""
 
     def __init__(self) -> None:
         self.sockets: set[CallConsumer] = set()
@@ -483,7 +489,8 @@ class Heartbeats:
             period = settings.CALL_HEARTBEAT_SECONDS
             await asyncio.sleep(min(period, 1.0))  # a look at every socket is cheap; a lost page is seen soon
             now = time.monotonic()
-            for consumer in [socket for socket in self.sockets if now - socket.heard > 3 * period]:
+            silent = [socket for socket in self.sockets if not socket.busy and now - socket.heard > 3 * period]
+            for consumer in silent:
                 self.sockets.discard(consumer)
                 consumer._spawn(consumer._silent())
 
