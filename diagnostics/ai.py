@@ -32,6 +32,7 @@ from PIL import Image
 from pydicom import Dataset
 
 from diagnostics.models import AIFinding, AIModel, AIReading, Instance
+from diagnostics.services import storage_overwrite
 from hospitals.audit import Action, audit_record
 from hospitals.models import User
 
@@ -238,9 +239,7 @@ def reading_make(*, model: AIModel, instance: Instance, image: np.ndarray) -> AI
             return None
         if heatmap is not None:
             reading.heatmap = f"{instance.preview_folder}/ai-{model.pk}.png"
-            if default_storage.exists(reading.heatmap):
-                default_storage.delete(reading.heatmap)
-            default_storage.save(reading.heatmap, ContentFile(heatmap_png(heatmap)))
+            storage_overwrite(reading.heatmap, heatmap_png(heatmap))
             reading.save(update_fields=["heatmap"])
         AIFinding.objects.bulk_create(
             AIFinding(reading=reading, label=entry["label"], probability=float(p), threshold=float(entry["threshold"]))

@@ -26,6 +26,7 @@ from diagnostics import events
 from diagnostics import recording_formats as formats
 from diagnostics.models import Recording
 from diagnostics.recording_formats import Part, RecordingRefused
+from diagnostics.services import storage_overwrite
 from patients.models import Patient
 
 log = logging.getLogger(__name__)
@@ -277,7 +278,7 @@ def recording_process(recording_id: int) -> bool:
     names = {}
     for picture, content in drawn.pictures.items():
         names[picture] = f"{recording.rendering_folder}/{picture}.png"
-        _overwrite(names[picture], content)
+        storage_overwrite(names[picture], content)
     done = Recording.objects.filter(pk=recording_id, status=Recording.Status.PROCESSING).update(
         status=Recording.Status.READY,
         error="",
@@ -321,12 +322,6 @@ def _draw(recording: Recording, signal: formats.Signal) -> _Drawn:
         heart_rate_bpm=rate,
         beats=beats,
     )
-
-
-def _overwrite(name: str, content: bytes) -> None:
-    if default_storage.exists(name):
-        default_storage.delete(name)
-    default_storage.save(name, ContentFile(content))
 
 
 def recording_fail(recording_id: int, reason: str) -> None:

@@ -342,14 +342,16 @@ def _previews_write(instance: Instance, header: dicom.Header) -> tuple[int, np.n
     """Write every frame's rendering and the thumbnail; the count, and the first frame's display pixels."""
     count, first = 0, None
     for count, frame in enumerate(dicom.frames_render(header.dataset), start=1):
-        _overwrite(instance.preview_name(count), frame.jpeg)
+        storage_overwrite(instance.preview_name(count), frame.jpeg)
         if count == 1:
             first = frame.pixels
-            _overwrite(instance.thumbnail_name, dicom.thumbnail(frame.jpeg))
+            storage_overwrite(instance.thumbnail_name, dicom.thumbnail(frame.jpeg))
     return count, first
 
 
-def _overwrite(name: str, content: bytes) -> None:
+def storage_overwrite(name: str, content: bytes) -> None:
+    """Write a rendering under its server-made name, replacing what a previous run wrote there (the storage
+    API would otherwise save beside it under a new name)."""
     if default_storage.exists(name):
         default_storage.delete(name)
     default_storage.save(name, ContentFile(content))
