@@ -20,7 +20,8 @@ benches=(
   "qido|bash bench/qido_bench.sh|studies +p50"
   "hl7|bash bench/hl7_bench.sh|obs|msg|p50|p95|server errors"
   "signalling|bash bench/signalling_bench.sh|p99|lost|KB|msg/s|errors"
-  "fhir|bash bench/fhir_bench.sh|p95|p50"
+  "fhir|env DATABASE_URL=postgres://postgres@127.0.0.1:5432/mhospital_bench .venv/bin/python bench/fhir_bench.py|^\\|"
+  "ai|.venv/bin/python bench/ai_bench.py|^\\|"
   "mixed|bash bench/mixed_load.sh|^\\| all|error rate|CPU|slowest|^ +[0-9.]+ ms"
   "scaleout|bash bench/scaleout.sh|Aggregated|127.0.0.1:|statuses|workers answering"
 )
