@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 from django.core.exceptions import ValidationError
-from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.http import HttpRequest
@@ -32,7 +31,7 @@ from PIL import Image
 from pydicom import Dataset
 
 from diagnostics.models import AIFinding, AIModel, AIReading, Instance
-from diagnostics.services import storage_overwrite
+from diagnostics.services import storage_keep_once, storage_overwrite
 from hospitals.audit import Action, audit_record
 from hospitals.models import User
 
@@ -130,8 +129,7 @@ def model_file_save(data: bytes) -> tuple[str, str]:
     """Store a model file once under a name made from its SHA-256; returns (storage name, hash)."""
     digest = hashlib.sha256(data).hexdigest()
     name = f"ai-models/{digest[:2]}/{digest}.onnx"
-    if not default_storage.exists(name):
-        default_storage.save(name, ContentFile(data))
+    storage_keep_once(name, data)
     return name, digest
 
 

@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -26,7 +25,7 @@ from diagnostics import events
 from diagnostics import recording_formats as formats
 from diagnostics.models import Recording
 from diagnostics.recording_formats import Part, RecordingRefused
-from diagnostics.services import storage_overwrite
+from diagnostics.services import storage_keep_once, storage_overwrite
 from patients.models import Patient
 
 log = logging.getLogger(__name__)
@@ -84,8 +83,7 @@ def recording_store(
     if existing is not None:
         return _same_patient(existing, patient, part, checked)
     name = f"recordings/{digest[:2]}/{digest[2:4]}/{digest}.{formats.STORED_EXTENSION[checked.format]}"
-    if not default_storage.exists(name):
-        name = default_storage.save(name, ContentFile(checked.data))
+    storage_keep_once(name, checked.data)
     device_id = getattr(device, "pk", None)
     try:
         with transaction.atomic():

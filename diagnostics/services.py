@@ -135,12 +135,7 @@ def _instance_row(
     data: bytes, header: dicom.Header, digest: str, series: Series, hospital_id: int, source: str, by: Any
 ) -> Instance:
     name = f"dicom/{digest[:2]}/{digest[2:4]}/{digest}.dcm"
-    if not default_storage.exists(name):
-        saved = default_storage.save(name, ContentFile(data))
-        if saved != name:
-            # The same bytes arrived by another request meanwhile and took the name (storage gave this copy
-            # another one): the name is the content, so keep theirs and drop the spare copy.
-            default_storage.delete(saved)
+    storage_keep_once(name, data)
     return Instance(
         series=series,
         hospital_id=hospital_id,
@@ -347,6 +342,16 @@ def _previews_write(instance: Instance, header: dicom.Header) -> tuple[int, np.n
             first = frame.pixels
             storage_overwrite(instance.thumbnail_name, dicom.thumbnail(frame.jpeg))
     return count, first
+
+
+def storage_keep_once(name: str, content: bytes) -> None:
+    """Store bytes under a name made from their hash, once: if the name is taken, the same bytes are there."""
+    if not default_storage.exists(name):
+        saved = default_storage.save(name, ContentFile(content))
+        if saved != name:
+            # The same bytes arrived by another request meanwhile and took the name (storage gave this copy
+            # another one): the name is the content, so keep theirs and drop the spare copy.
+            default_storage.delete(saved)
 
 
 def storage_overwrite(name: str, content: bytes) -> None:
