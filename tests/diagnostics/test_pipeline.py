@@ -2,11 +2,13 @@
 
 import io
 import time
+import zlib
 
 import pydicom
 import pytest
 from django.core.files.storage import default_storage
 from PIL import Image
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from consultations.models import Consultation
 from diagnostics import dicom, services
@@ -103,6 +105,8 @@ def test_the_same_image_from_another_sender_is_not_a_conflict(network_a: Network
 
     _store(patient, original)
     assert not _store(patient, out.getvalue()).created
+    without_group_length = out.getvalue()[:132] + out.getvalue()[144:]  # a sender that leaves (0002,0000) out
+    assert not _store(patient, without_group_length).created
     assert Instance.objects.count() == 1
 
 
@@ -153,6 +157,25 @@ def _damaged_in_a_sequence(data: bytes, *, undefined_length: bool) -> bytes:
     return damaged
 
 
+def _deflate_bomb(data: bytes) -> bytes:
+    """The file in the deflated transfer syntax, with 64 MB of zeros after its pixels that deflate to 64 KB."""
+    dataset = pydicom.dcmread(io.BytesIO(data))
+    dataset.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    out = io.BytesIO()
+    dataset.save_as(out, enforce_file_format=True)
+    deflated = out.getvalue()
+    start = len(deflated) - len(dicom.dataset_bytes(deflated))
+    packer = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    size = 64 * 2**20
+    packed = [
+        packer.compress(zlib.decompress(deflated[start:], -zlib.MAX_WBITS)),
+        packer.compress(b"\xe1\x7f\x10\x10OB\x00\x00" + size.to_bytes(4, "little")),  # a private (7FE1,1010) OB
+        *(packer.compress(bytes(2**20)) for _ in range(size // 2**20)),
+        packer.flush(),
+    ]
+    return deflated[:start] + b"".join(packed)
+
+
 def _bad_files(patient: Patient) -> dict[str, tuple[bytes, str]]:
     good = dicom_for(patient, "CT_small.dcm")
     compressed = dicom_for(patient, "US1_J2KR.dcm")
@@ -171,6 +194,7 @@ def _bad_files(patient: Patient) -> dict[str, tuple[bytes, str]]:
             _damaged_in_a_sequence(good, undefined_length=True),
             "cannot be read",
         ),
+        "a deflate bomb": (_deflate_bomb(good), "decompression bomb"),
     }
 
 
@@ -185,6 +209,7 @@ def _bad_files(patient: Patient) -> dict[str, tuple[bytes, str]]:
         "gigabytes to decode",
         "a damaged value in a sequence",
         "a damaged value in a sequence of undefined length",
+        "a deflate bomb",
     ],
 )
 def test_bad_files_are_refused_with_the_reason_and_leave_nothing_behind(case: str, network_a: Network) -> None:

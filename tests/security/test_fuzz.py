@@ -29,7 +29,7 @@ KEPT = Path(__file__).parent / "fuzz_inputs"
 MOSCOW = zoneinfo.ZoneInfo("Europe/Moscow")
 
 # Real inputs to mutate: a CT, a JPEG 2000 ultrasound, a multi-frame JPEG loop; an analyser's ORU; an export.
-DICOM_SEEDS = [dicom_bytes(name) for name in ("CT_small.dcm", "US1_J2KR.dcm", "SC_rgb_jpeg_dcmtk.dcm")]
+DICOM_SEEDS = [dicom_bytes(name) for name in ("CT_small.dcm", "US1_J2KR.dcm", "SC_rgb_jpeg_dcmtk.dcm", "image_dfl.dcm")]
 ORU = (
     "MSH|^~\\&|BC5150|TULA_LAB|MHOSPITAL|MH|20261128101500+0300||ORU^R01^ORU_R01|MSG-1|P|2.5.1\r"
     "PID|1||MR-000001^^^TULA^MR||Ivanov^Ivan\r"
