@@ -28,6 +28,7 @@ rm -rf "$MEDIA_ROOT"
 read -r token patient < <(.venv/bin/python manage.py shell --no-imports -c "
 from knox.models import AuthToken; from hospitals.models import User; from patients.models import Patient
 user = User.objects.get(username='bench.clinician')
+AuthToken.objects.filter(user=user).delete()  # tokens of earlier runs: knox reads them all on every request
 patient = Patient.objects.filter(hospital=user.staff.hospital).order_by('pk').first()
 print(AuthToken.objects.create(user)[1], patient.record_number)")
 
@@ -46,7 +47,8 @@ pids+=($!)
 nice -n "${NICE:-10}" .venv/bin/celery -A mhospital worker --concurrency "$CELERY_CONCURRENCY" --loglevel WARNING \
   2> var/bench-worker.log &
 pids+=($!)
-for url in "http://127.0.0.1:8042/system" "http://127.0.0.1:$PORT/healthz"; do
+# The login page, not /healthz: that answers 503 (logged as a server error) until the worker is up.
+for url in "http://127.0.0.1:8042/system" "http://127.0.0.1:$PORT/accounts/login/"; do
   for _ in $(seq 120); do curl -s -o /dev/null "$url" && break; sleep 0.5; done
 done
 

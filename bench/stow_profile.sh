@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Where a STOW-RS request spends its CPU (issue 8's profile of the slowest path): one uvicorn process under
+# py-spy (samples of the threads holding the GIL), the bench's instances sent to it, the functions with the
+# largest share printed; the server's CPU per instance measured beside it. 127.0.0.1 only.
+#   bash bench/stow_profile.sh          # INSTANCES=1000 CONCURRENCY=2; PROFILE=0 for the CPU figure alone
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/mhospital_bench}"
+export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/14}"
+export DEBUG=0 ALLOWED_HOSTS=127.0.0.1 LOG_LEVEL=WARNING MEDIA_ROOT="${MEDIA_ROOT:-$PWD/var/bench-media}"
+PORT="${PORT:-8079}" INSTANCES="${INSTANCES:-1000}" CONCURRENCY="${CONCURRENCY:-2}"
+mkdir -p var
+.venv/bin/python manage.py migrate --noinput >/dev/null
+.venv/bin/python manage.py shell --no-imports -c "
+from diagnostics.models import Study; from consultations.models import Consultation
+Consultation.studies.through.objects.all().delete(); Study.objects.all().delete()"
+rm -rf "$MEDIA_ROOT"
+.venv/bin/celery -A mhospital purge -f >/dev/null  # no worker runs here: the tasks are dropped at the end
+read -r token patient < <(.venv/bin/python manage.py shell --no-imports -c "
+from knox.models import AuthToken; from hospitals.models import User; from patients.models import Patient
+user = User.objects.get(username='bench.clinician')
+AuthToken.objects.filter(user=user).delete()  # tokens of earlier runs: knox reads them all on every request
+patient = Patient.objects.filter(hospital=user.staff.hospital).order_by('pk').first()
+print(AuthToken.objects.create(user)[1], patient.record_number)")
+.venv/bin/uvicorn mhospital.asgi:application --host 127.0.0.1 --port "$PORT" --workers 1 --log-level warning \
+  --no-access-log 2> var/bench-profile-server.log &
+server=$!
+spy=""
+trap 'kill $server $spy 2>/dev/null; wait 2>/dev/null; .venv/bin/celery -A mhospital purge -f >/dev/null' EXIT
+for _ in $(seq 120); do curl -s -o /dev/null "http://127.0.0.1:$PORT/accounts/login/" && break; sleep 0.5; done
+for _ in $(seq 20); do curl -s -o /dev/null "http://127.0.0.1:$PORT/accounts/login/"; done
+cpu() { awk '{print $14 + $15}' "/proc/$server/stat"; }  # user + system, in clock ticks
+if [ "${PROFILE:-1}" = 1 ]; then
+  .venv/bin/py-spy record --pid "$server" --gil --rate 200 --format raw -o var/bench-profile.txt --nonblocking \
+    >/dev/null 2>&1 &
+  spy=$!
+  sleep 1
+fi
+before=$(cpu)
+.venv/bin/python bench/stow_bench.py --instances "$INSTANCES" --batch 10 --concurrency "$CONCURRENCY" \
+  --mhospital "http://127.0.0.1:$PORT" --token "$token" --patient-id "$patient" --only mhospital --previews 0 --cine 0 \
+  | grep -E '"rate"|instances,'
+echo "server CPU per instance: $(( ($(cpu) - before) * 1000000 / $(getconf CLK_TCK) / INSTANCES )) µs"
+if [ -n "$spy" ]; then
+  kill -INT "$spy"; wait "$spy" 2>/dev/null || true; spy=""
+  .venv/bin/python bench/profile_top.py var/bench-profile.txt
+fi
