@@ -3,7 +3,7 @@
 # bounds itself and stops what it starts. The output of each goes to var/bench-all/<date>/<name>.log and a
 # summary (machine, date, command, the lines that carry the figures) is appended to bench/BENCHMARKS.md.
 #   createdb -h 127.0.0.1 -U postgres mhospital_bench; apt-get install -y orthanc orthanc-dicomweb nginx
-#   bash bench/run_all.sh                # ONLY="stow qido" to run some; QUICK=1 for smaller sizes
+#   bash bench/run_all.sh                # BENCHES="stow qido" to run some; QUICK=1 for smaller sizes
 set -uo pipefail
 cd "$(dirname "$0")/.."
 stamp="$(date -u +%Y-%m-%dT%H:%M)"
@@ -16,7 +16,7 @@ fi
 benches=(
   "audit|.venv/bin/python bench/audit_chain.py|^\\|"
   "worklist|bash bench/worklist_bench.sh|Aggregated|server errors"
-  "stow|bash bench/stow_bench.sh|ratio|\"rate\"|previewed_s|median|instances,"
+  "stow|bash bench/stow_bench.sh|ratio|\"rate\"|cpu|previewed_s|median|instances,"
   "qido|bash bench/qido_bench.sh|studies +p50"
   "hl7|bash bench/hl7_bench.sh|obs|msg|p50|p95|server errors"
   "signalling|bash bench/signalling_bench.sh|p99|lost|KB|msg/s|errors"
@@ -36,7 +36,7 @@ summary="$out/summary.md"
 for entry in "${benches[@]}"; do
   IFS='|' read -r name command _ <<< "$entry"
   pattern="${entry#*|*|}"  # the rest: alternatives for grep -E
-  if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then continue; fi
+  if [ -n "${BENCHES:-}" ] && [[ " $BENCHES " != *" $name "* ]]; then continue; fi
   script="${command##* }"
   if [ ! -f "$script" ]; then echo "skipping $name: $script is not here"; continue; fi
   echo "== $name: $command"

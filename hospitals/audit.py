@@ -15,7 +15,8 @@ from datetime import UTC
 from typing import Any
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import connections, models, transaction
+from django.db.models.sql import InsertQuery
 from django.http import Http404, HttpRequest
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
@@ -142,16 +143,42 @@ def audit_not_found(request: HttpRequest, action: str, object_type: str, object_
 
 
 def _append(entries: list[AuditEntry]) -> None:
-    """Chain the entries after the trail's head and write them: one lock of the head however many."""
+    """Chain the entries after the trail's head and write them: one lock of the head however many.
+
+    Every append in the platform waits for the head in turn, from its locked read until its commit, so
+    what happens in between is kept to one statement: the rows and the head's move together."""
     with transaction.atomic():
         head, _ = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
         for entry in entries:
             entry.seq, entry.prev_hash = head.last_seq + 1, head.last_hash
             entry.hash = entry_hash(entry)
             head.last_seq, head.last_hash = entry.seq, entry.hash
+        connection = connections[AuditEntry.objects.db]
+        if connection.vendor == "postgresql":  # a data-modifying WITH
+            _write_with_head(connection, entries, head)
+            return
         # The queryset refuses bulk_create to everyone else; appending chained rows is this module's job.
         models.QuerySet.bulk_create(AuditEntry.objects.all(), entries)
         head.save(update_fields=["last_seq", "last_hash"])
+
+
+def _write_with_head(connection: Any, entries: list[AuditEntry], head: AuditChainHead) -> None:
+    """INSERT the entries and UPDATE the head in one statement (one round trip while the head is locked);
+    the entries get their ids, as bulk_create gives them."""
+    query = InsertQuery(AuditEntry)
+    rows: list[models.Model] = list(entries)
+    query.insert_values([field for field in AuditEntry._meta.concrete_fields if not field.primary_key], rows)
+    ((insert, params),) = query.get_compiler(connection=connection).as_sql()
+    quote, meta = connection.ops.quote_name, AuditChainHead._meta
+    table, seq, last = (quote(name) for name in (meta.db_table, "last_seq", "last_hash"))
+    move = f"UPDATE {table} SET {seq} = %s, {last} = %s WHERE id = %s"  # noqa: S608 - names from the model, values bound
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH moved AS ({move}) {insert} RETURNING id",
+            [head.last_seq, head.last_hash, head.pk, *params],
+        )
+        for entry, (pk,) in zip(entries, cursor.fetchall(), strict=True):  # in the order of VALUES
+            entry.pk, entry._state.adding, entry._state.db = pk, False, connection.alias
 
 
 _batch: ContextVar[list[AuditEntry] | None] = ContextVar("audit_batch", default=None)
