@@ -11,7 +11,6 @@ warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume sy
 # Django must be set up before the routing below imports models.
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.urls import get_resolver  # noqa: E402
@@ -19,6 +18,7 @@ from django.urls import get_resolver  # noqa: E402
 from mhospital.body_limit import BodyLimit  # noqa: E402
 from mhospital.celery import app as celery_app  # noqa: E402
 from mhospital.routing import websocket_urlpatterns  # noqa: E402
+from mhospital.socket_auth import SocketAuthMiddleware  # noqa: E402
 
 # Import every view, find Celery's result backend (a scan of every installed package's entry points) and
 # make its producer pool (which imports the broker's transport; it connects only when a task is sent) now
@@ -31,6 +31,6 @@ celery_app.producer_pool  # noqa: B018
 application = ProtocolTypeRouter(
     {
         "http": BodyLimit(django_asgi_app),
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": AllowedHostsOriginValidator(SocketAuthMiddleware(URLRouter(websocket_urlpatterns))),
     }
 )

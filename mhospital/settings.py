@@ -157,11 +157,12 @@ if REDIS_URL:
     # page keeps its own outbox until the peer is there). CHANNELS_LAYER=core switches to the core layer
     # (lists in Redis, capacity enforced per process): at 500 calls on 2 cores it fell behind and lost
     # messages where pub/sub kept p99 under 25 ms with none lost; see bench/BENCHMARKS.md (signalling).
+    # The pub/sub layer's subclass only gives each socket's channel a lighter inbox (mhospital/channel_layers.py).
     _channels_prefix = env.str("CHANNELS_PREFIX", default="mhospital")
     if env.str("CHANNELS_LAYER", default="pubsub") == "pubsub":
         CHANNEL_LAYERS = {
             "default": {
-                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                "BACKEND": "mhospital.channel_layers.InboxPubSubChannelLayer",
                 "CONFIG": {"hosts": [REDIS_URL], "prefix": _channels_prefix},
             }
         }

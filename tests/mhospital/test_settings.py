@@ -44,7 +44,7 @@ def test_service_urls_switch_to_postgresql_and_redis(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     found = json.loads(result.stdout)
     assert found["db"] == "django.db.backends.postgresql"
-    assert found["layer"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
+    assert found["layer"] == "mhospital.channel_layers.InboxPubSubChannelLayer"
     assert found["broker"] == "redis://cache:6379/0"
     assert found["cache"] == "django.core.cache.backends.redis.RedisCache"
 
