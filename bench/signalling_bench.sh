@@ -14,6 +14,9 @@ export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/mh_call_
 BENCH_REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/5}"
 export DEBUG=0 ALLOWED_HOSTS=127.0.0.1 LOG_LEVEL=WARNING CHANNELS_PREFIX="${CHANNELS_PREFIX:-call-bench}"
 CALLS="${CALLS:-500}" RATE="${RATE:-400}" PORT="${PORT:-8500}" LIMIT="${LIMIT:-600}"
+# Its own database, made on the first run.
+psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '${DATABASE_URL##*/}'" | grep -q 1 \
+  || createdb -h 127.0.0.1 -U postgres "${DATABASE_URL##*/}"
 TARGETS="${TARGETS:-core pubsub pubsub2 memory relay}"
 UVICORN_OPTS="${UVICORN_OPTS:---loop uvloop --http httptools --ws websockets-sansio --ws-per-message-deflate false}"
 OUT="${OUT:-var/signalling-bench.jsonl}"

@@ -387,8 +387,11 @@ class CallConsumer(AsyncJsonWebsocketConsumer):
 
     async def _silent(self) -> None:
         """No heartbeat for three periods (see Heartbeats): the page is gone."""
-        await self._error("silent", _("No heartbeat from this page: the connection is considered lost."))
-        await self._close(CLOSE_SILENT)
+        try:
+            await self._error("silent", _("No heartbeat from this page: the connection is considered lost."))
+            await self._close(CLOSE_SILENT)
+        except OSError:  # so gone it cannot be written to (uvicorn's ClientDisconnected): leave all the same
+            await self._leave()
 
     async def _expire_ring(self, call: dict[str, Any] | None) -> None:
         """The caller's socket settles its own call when it rings out (the periodic sweep covers a closed tab)."""

@@ -21,6 +21,7 @@ from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from consultations import calls, services
+from consultations.consumers import CallConsumer
 from consultations.models import Call, CallGuest, Consultation, Message
 from hospitals.models import AuditEntry, Notification, Staff, User
 from mhospital.routing import websocket_urlpatterns
@@ -299,6 +300,38 @@ async def test_a_hung_peer_is_noticed_within_seconds(answered, settings) -> None
     assert loop.time() - started < 2
     assert (await _next(hung, "error"))["code"] == "silent"
     assert (await hung.receive_output(timeout=2)) == {"type": "websocket.close", "code": 4408}
+
+
+async def test_a_page_gone_before_it_is_told_it_is_silent_still_leaves_the_call(
+    answered, settings, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The server notices the silence after the page's connection is gone: writing to it fails (as uvicorn's
+    ClientDisconnected does), and the peer must still hear that the other side is reconnecting."""
+    specialist, clinician, _call_id = answered
+    settings.CALL_HEARTBEAT_SECONDS = 0.2
+    await clinician.disconnect()
+    told = CallConsumer._error
+
+    async def gone(self: CallConsumer, code: str, message: str) -> None:
+        if code == "silent":
+            raise OSError("the client has disconnected")
+        await told(self, code, message)
+
+    monkeypatch.setattr(CallConsumer, "_error", gone)
+    _hung, _ = await _join(await sync_to_async(User.objects.get)(pk=clinician.scope["user"].pk), call_id_room(answered))
+    heard = []  # the page leaving and coming back, then (the page hanging) its silence
+    while not heard or heard[-1] != "joined":
+        await _send(specialist, type="ping")  # the specialist's page keeps pinging throughout
+        message = await specialist.receive_json_from(timeout=2)
+        heard += [message["state"]] if message["type"] == "presence" else []
+    for _ in range(40):  # two seconds of the specialist's pings, within the socket's rate limit
+        await _send(specialist, type="ping")
+        message = await specialist.receive_json_from(timeout=2)
+        if message["type"] == "presence":
+            heard.append(message["state"])
+            break
+        await asyncio.sleep(0.05)
+    assert heard[-1] == "reconnecting"
 
 
 def call_id_room(answered: tuple[WebsocketCommunicator, WebsocketCommunicator, int]) -> int:
