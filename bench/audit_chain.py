@@ -128,7 +128,7 @@ def concurrent(writers: int, seconds: float) -> None:
     for kind in ("chained", "plain"):
         connections.close_all()  # each writer opens its own: none shared, nor the pool's
         if getattr(connection, "pool", None) is not None:
-            connection.close_pool()
+            connection.close_pool()  # type: ignore[attr-defined]  # PostgreSQL's wrapper has it
         results: multiprocessing.Queue[list[float]] = multiprocessing.Queue()
         workers = [
             multiprocessing.get_context("fork").Process(target=_append_for, args=(kind, seconds, results))

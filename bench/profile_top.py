@@ -20,12 +20,12 @@ def main() -> None:
     total = 0
     with open(sys.argv[1], encoding="utf-8") as samples:
         for line in samples:
-            stack, _, count = line.rstrip("\n").rpartition(" ")
+            stack, _, weight = line.rstrip("\n").rpartition(" ")
             names = [frame_name(frame) for frame in stack.split(";")]
-            total += int(count)
-            own[names[-1]] += int(count)
+            total += int(weight)
+            own[names[-1]] += int(weight)
             for name in set(names):
-                inclusive[name] += int(count)
+                inclusive[name] += int(weight)
     top = int(sys.argv[2]) if len(sys.argv) > 2 else 40
     print(f"{total} samples")
     for title, counts in (("inclusive", inclusive), ("self", own)):

@@ -178,10 +178,10 @@ def _values_check(dataset: Dataset) -> None:
         if isinstance(raw, RawDataElement) and raw.VR in _PLAIN_VRS and tag != _SPECIFIC_CHARACTER_SET:
             # An explicit VR of its own: converting could refuse only a number's length (the most of a
             # header's elements, and the most of this check's cost when each was converted).
-            size = _NUMBER_SIZES.get(raw.VR)
-            if size and len(raw.value or b"") % size:
+            size, length = _NUMBER_SIZES.get(raw.VR), len(raw.value or b"")
+            if size and length % size:
                 raise BytesLengthException(
-                    f"the value of {raw.tag} ({raw.VR}) is {len(raw.value)} bytes long, not a multiple of {size}"
+                    f"the value of {raw.tag} ({raw.VR}) is {length} bytes long, not a multiple of {size}"
                 )
             continue
         if isinstance(raw, RawDataElement):
