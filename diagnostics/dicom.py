@@ -28,6 +28,8 @@ from pydicom.uid import UID
 from pydicom.valuerep import AMBIGUOUS_VR, VR
 from pydicom.values import converters
 
+from diagnostics.archive import RATIO_FLOOR  # below it, no bomb whatever the ratio (as for ZIP entries)
+
 MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
 _SPECIFIC_CHARACTER_SET = Tag(0x0008, 0x0005)  # read in the default encoding, as it names the others
 # VRs whose value pydicom converts from the element's bytes alone: not a sequence, and not one whose VR is
@@ -45,8 +47,6 @@ _UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 # (7FE0,0010) OB with undefined length: how compressed pixel data always begins.
 _ENCAPSULATED_PIXEL_DATA = b"\xe0\x7f\x10\x00OB\x00\x00\xff\xff\xff\xff"
 _DEFLATED = b"1.2.840.10008.1.2.1.99"  # Deflated Explicit VR Little Endian: the data set is one deflate stream
-# Below this size an inflated data set is no bomb whatever its ratio (as for ZIP entries).
-_INFLATE_RATIO_FLOOR = 2**20
 # Executable headers a 128-byte preamble must never carry (PE, ELF, Mach-O, shell script).
 _EXECUTABLE_PREAMBLES = (b"MZ", b"\x7fELF", b"\xcf\xfa\xed\xfe", b"\xfe\xed\xfa\xcf", b"#!")
 
@@ -112,9 +112,7 @@ def _inflated_size_check(packed: bytes) -> None:
     """Refuse a deflated data set that would inflate past the decoding limit or, past a megabyte, to more
     than IMAGING_ZIP_MAX_RATIO times its size (a decompression bomb, as a ZIP entry would be): counted
     while inflating piece by piece, before pydicom inflates it whole."""
-    limit = min(
-        settings.DICOM_MAX_DECODED_BYTES, max(_INFLATE_RATIO_FLOOR, settings.IMAGING_ZIP_MAX_RATIO * len(packed))
-    )
+    limit = min(settings.DICOM_MAX_DECODED_BYTES, max(RATIO_FLOOR, settings.IMAGING_ZIP_MAX_RATIO * len(packed)))
     inflater, size, rest = zlib.decompressobj(-zlib.MAX_WBITS), 0, packed
     while rest and size <= limit:
         size += len(inflater.decompress(rest, 2**20))
