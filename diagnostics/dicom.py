@@ -25,7 +25,7 @@ from pydicom.filewriter import correct_ambiguous_vr_element
 from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, iter_pixels
 from pydicom.tag import Tag
 from pydicom.uid import UID
-from pydicom.valuerep import AMBIGUOUS_VR, VR
+from pydicom.valuerep import AMBIGUOUS_VR, EXPLICIT_VR_LENGTH_32, VR
 from pydicom.values import converters
 
 from diagnostics.archive import RATIO_FLOOR  # below it, no bomb whatever the ratio (as for ZIP entries)
@@ -81,8 +81,9 @@ def header_read(data: bytes) -> Header:
     if data[:128].startswith(_EXECUTABLE_PREAMBLES):
         raise DicomInvalid(_("Refused: the file's preamble holds a program, which a DICOM file never needs."))
     try:
-        if _DEFLATED in data[132 : _meta_end(data)]:
-            _inflated_size_check(data[_meta_end(data) :])
+        meta_end = _meta_end(data)
+        if _DEFLATED in data[132:meta_end]:
+            _inflated_size_check(data[meta_end:])
         return _header_of(data, pydicom.dcmread(io.BytesIO(data)))
     except DicomInvalid:
         raise
@@ -128,7 +129,7 @@ def _inflated_size_check(packed: bytes) -> None:
 
 
 def _header_of(data: bytes, dataset: FileDataset) -> Header:
-    # pydicom turns each element's bytes into its value when first asked; convert all of them now, so that a
+    # pydicom turns each element's bytes into its value when first asked; check all of them now, so that a
     # damaged value is refused here rather than failing whatever reads it later (the index, the worker).
     _values_check(dataset)
     if "PixelData" not in dataset and _ENCAPSULATED_PIXEL_DATA in data:
@@ -209,19 +210,7 @@ def _meta_end(data: bytes) -> int:
         return 144 + int.from_bytes(data[140:144], "little")
     offset = 132  # no group length: walk the group's elements
     while data[offset : offset + 2] == b"\x02\x00" and offset + 8 <= len(data):
-        if data[offset + 4 : offset + 6] in (
-            b"OB",
-            b"OW",
-            b"UN",
-            b"UT",
-            b"SQ",
-            b"UC",
-            b"UR",
-            b"OF",
-            b"OD",
-            b"OL",
-            b"OV",
-        ):
+        if data[offset + 4 : offset + 6].decode("latin-1") in EXPLICIT_VR_LENGTH_32:  # a 4-byte length
             offset += 12 + int.from_bytes(data[offset + 8 : offset + 12], "little")
         else:
             offset += 8 + int.from_bytes(data[offset + 6 : offset + 8], "little")
