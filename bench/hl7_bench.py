@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import proc_cpu  # bench/, beside this script
 import requests
 
 ANALYTES = [  # normal values: the bulk load raises no alerts
@@ -195,31 +196,6 @@ def critical_latencies(
     return timings
 
 
-def cpu_seconds(roots: list[int]) -> float:
-    """CPU time (user + system) the processes and their live descendants have used so far (Linux /proc)."""
-    parents: dict[int, int] = {}
-    times: dict[int, float] = {}
-    tick = os.sysconf("SC_CLK_TCK")
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(entry.name)] = int(fields[1])
-        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
-    total, todo, seen = 0.0, list(roots), set()
-    while todo:
-        pid = todo.pop()
-        if pid in seen or pid not in times:
-            continue
-        seen.add(pid)
-        total += times[pid]
-        todo.extend(child for child, parent in parents.items() if parent == pid)
-    return total
-
-
 def cpu_now() -> dict[str, float]:
     """CPU seconds so far of the web server, the worker (their pids from hl7_bench.sh) and the database's
     backends serving this database: where the machine's time goes, whatever else runs beside the bench."""
@@ -230,10 +206,11 @@ def cpu_now() -> dict[str, float]:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
             backends = [pid for (pid,) in cursor.fetchall()]
+    cpu = proc_cpu.snapshot()
     return {
-        "server": cpu_seconds([int(pid) for pid in os.environ.get("SERVER_PIDS", "").split()]),
-        "worker": cpu_seconds([int(pid) for pid in os.environ.get("WORKER_PIDS", "").split()]),
-        "postgresql": sum(cpu_seconds([pid]) for pid in backends),
+        "server": cpu.of(roots=[int(pid) for pid in os.environ.get("SERVER_PIDS", "").split()]),
+        "worker": cpu.of(roots=[int(pid) for pid in os.environ.get("WORKER_PIDS", "").split()]),
+        "postgresql": cpu.of(roots=backends),
     }
 
 

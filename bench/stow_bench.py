@@ -20,6 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import proc_cpu  # bench/, beside this script
 import pydicom
 import requests
 from dicomweb_client.api import DICOMwebClient
@@ -74,39 +75,16 @@ def stow(url: str, headers: dict[str, str], datasets: list[Dataset], batch: int,
     return time.perf_counter() - started
 
 
-def cpu_seconds(*patterns: str) -> float:
-    """CPU time (user + system) used so far by the running processes whose command line has one of the
-    patterns, and their children (uvicorn's and Celery's workers): the servers' own cost of what they
-    accept, which the shared machine's noise does not change as much as their rates."""
-    processes: dict[int, tuple[int, str, int]] = {}  # pid: parent, command line, CPU ticks
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:  # it ended meanwhile
-            continue
-        processes[int(proc.name)] = (int(fields[1]), command, int(fields[11]) + int(fields[12]))  # ppid, utime + stime
-
-    def counted(pid: int) -> bool:
-        while pid in processes:
-            parent, command, _ticks = processes[pid]
-            if any(pattern in command for pattern in patterns):
-                return True
-            pid = parent
-        return False
-
-    return sum(ticks for pid, (_parent, _command, ticks) in processes.items() if counted(pid)) / os.sysconf(
-        "SC_CLK_TCK"
-    )
-
-
 # Whose CPU is whose: each server, and the PostgreSQL that only M-Hospital uses (Orthanc keeps its index in
 # SQLite inside its own process); the worker that renders beside M-Hospital is counted apart.
 DATABASE = "postgres: "
 SERVERS = {"orthanc": ("Orthanc ",), "mhospital": ("uvicorn mhospital", DATABASE)}
 WORKER = ("celery -A mhospital worker",)
+
+
+def per_instance(after: proc_cpu.Snapshot, before: proc_cpu.Snapshot, patterns: tuple[str, ...], count: int) -> float:
+    """Milliseconds of CPU per instance the matching processes spent between the two snapshots."""
+    return (after.of(patterns=patterns) - before.of(patterns=patterns)) * 1000 / count
 
 
 def wait_until(done: Callable[[], bool], timeout: float) -> float:
@@ -161,12 +139,13 @@ def main() -> None:
     results: dict[str, dict[str, float]] = {}
 
     if args.only in (None, "orthanc"):
-        cpu = cpu_seconds(*SERVERS["orthanc"])
+        cpu = proc_cpu.snapshot()
         seconds = stow(f"{args.orthanc}/dicom-web", {}, datasets, args.batch, args.concurrency)
+        spent = proc_cpu.snapshot()
         results["orthanc"] = {
             "accept_s": seconds,
             "rate": len(datasets) / seconds,
-            "server_cpu_ms_per_instance": (cpu_seconds(*SERVERS["orthanc"]) - cpu) * 1000 / len(datasets),
+            "server_cpu_ms_per_instance": per_instance(spent, cpu, SERVERS["orthanc"], len(datasets)),
         }
         if args.previews:
             ids = requests.get(f"{args.orthanc}/instances", timeout=60).json()
@@ -185,7 +164,7 @@ def main() -> None:
         from diagnostics.models import Instance
 
         before = Instance.objects.filter(status=Instance.Status.READY).count()
-        cpu, worker_cpu, database_cpu = cpu_seconds(*SERVERS["mhospital"]), cpu_seconds(*WORKER), cpu_seconds(DATABASE)
+        cpu = proc_cpu.snapshot()
         seconds = stow(
             f"{args.mhospital}/dicom-web",
             {"Authorization": f"Token {args.token}"},
@@ -193,12 +172,13 @@ def main() -> None:
             args.batch,
             args.concurrency,
         )
+        spent = proc_cpu.snapshot()
         results["mhospital"] = {
             "accept_s": seconds,
             "rate": len(datasets) / seconds,
-            "server_cpu_ms_per_instance": (cpu_seconds(*SERVERS["mhospital"]) - cpu) * 1000 / len(datasets),
-            "of_which_database_ms_per_instance": (cpu_seconds(DATABASE) - database_cpu) * 1000 / len(datasets),
-            "worker_cpu_during_accept_s": cpu_seconds(*WORKER) - worker_cpu,
+            "server_cpu_ms_per_instance": per_instance(spent, cpu, SERVERS["mhospital"], len(datasets)),
+            "of_which_database_ms_per_instance": per_instance(spent, cpu, (DATABASE,), len(datasets)),
+            "worker_cpu_during_accept_s": spent.of(patterns=WORKER) - cpu.of(patterns=WORKER),
         }
         if args.previews:
             waited = wait_until(
