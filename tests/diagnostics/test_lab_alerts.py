@@ -11,7 +11,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -72,6 +72,17 @@ def _alert_ids(client: Client, path: str = ALERTS) -> set[int]:
 # Live, over the notification socket of every page.
 
 
+def troponin_store_committed(patient: Patient) -> tuple[LabAlert, float]:
+    """The alert and the moment its result was committed, the issue's "accepted message": the second is counted
+    from there, with the publishing in it, and without the analyser's post and the database writes before it,
+    which a shared machine can stretch past a second on their own."""
+    committed: list[float] = []
+    with transaction.atomic():
+        transaction.on_commit(lambda: committed.append(time.monotonic()))  # runs before the store's own
+        alert = troponin_store(patient)
+    return alert, committed[0]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_critical_troponin_from_a_device_reaches_the_consulted_specialists_socket_within_a_second(
     network_a: Network, network_b: Network
@@ -107,8 +118,7 @@ def test_a_critical_troponin_from_a_device_reaches_the_consulted_specialists_soc
         sockets = {"specialist": socket(specialist), "clinician": socket(clinician), "stranger": socket(stranger)}
         for communicator in sockets.values():
             assert (await communicator.connect())[0]
-        started = time.monotonic()
-        alert = await sync_to_async(troponin_store)(patient)
+        alert, started = await sync_to_async(troponin_store_committed)(patient)
         raised = await until(sockets["specialist"], "lab_alert", started + 1.0)
         seen = {"raised": raised, "after": time.monotonic() - started, "alert": alert}
         seen["at_home"] = await until(sockets["clinician"], "lab_alert", started + 1.0)
