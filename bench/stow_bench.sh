@@ -4,14 +4,16 @@
 #   createdb -h 127.0.0.1 -U postgres mhospital_bench; bash bench/worklist_bench.sh   # seeds, once
 #   bash bench/stow_bench.sh                        # INSTANCES=2000 CONCURRENCY=4 BATCH=10 by default;
 #                                                   # ONLY=mhospital or ONLY=orthanc runs one side, CINE=0 skips the cine timing,
-#                                                   # PREVIEWS=0 times the upload only (not the previews)
+#                                                   # PREVIEWS=0 times the upload only (not the previews),
+#                                                   # SERVER_VENV=path runs the server and the worker from
+#                                                   # another virtualenv (another Python build), the client not
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/mhospital_bench}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/14}"
 export DEBUG=0 ALLOWED_HOSTS=127.0.0.1 LOG_LEVEL=WARNING MEDIA_ROOT="${MEDIA_ROOT:-$PWD/var/bench-media}"
 PORT="${PORT:-8078}" WORKERS="${WORKERS:-3}" INSTANCES="${INSTANCES:-2000}" CONCURRENCY="${CONCURRENCY:-4}"
-BATCH="${BATCH:-10}" CELERY_CONCURRENCY="${CELERY_CONCURRENCY:-2}"
+BATCH="${BATCH:-10}" CELERY_CONCURRENCY="${CELERY_CONCURRENCY:-2}" SERVER_VENV="${SERVER_VENV:-.venv}"
 scratch="$(mktemp -d)"
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$scratch"; }
@@ -39,12 +41,12 @@ cat > "$scratch/orthanc.json" <<JSON
 JSON
 Orthanc "$scratch/orthanc.json" >"$scratch/orthanc.log" 2>&1 &
 pids+=($!)
-.venv/bin/uvicorn mhospital.asgi:application --host 127.0.0.1 --port "$PORT" --workers "$WORKERS" \
+"$SERVER_VENV/bin/uvicorn" mhospital.asgi:application --host 127.0.0.1 --port "$PORT" --workers "$WORKERS" \
   --log-level warning --no-access-log 2> var/bench-server.log &
 pids+=($!)
 # The pipeline runs beside the web server, as on a one-machine install: at a lower priority (NICE) so
 # that accepting images comes first and rendering takes the spare CPU.
-nice -n "${NICE:-10}" .venv/bin/celery -A mhospital worker --concurrency "$CELERY_CONCURRENCY" --loglevel WARNING \
+nice -n "${NICE:-10}" "$SERVER_VENV/bin/celery" -A mhospital worker --concurrency "$CELERY_CONCURRENCY" --loglevel WARNING \
   2> var/bench-worker.log &
 pids+=($!)
 # The login page, not /healthz: that answers 503 (logged as a server error) until the worker is up.

@@ -104,7 +104,7 @@ def instances_store(
             continue
         key = (header.study_uid, header.series_uid, owner.pk)
         if key not in series_of:
-            series_of[key] = _outcome(_series_in_savepoint, header, hospital_id, owner)
+            series_of[key] = _outcome(_series_of, header, hospital_id, owner)
         series = series_of[key]
         if isinstance(series, ImagingRefused):
             outcomes[n] = series
@@ -218,14 +218,13 @@ def _no_patient(header: dicom.Header) -> ImagingRefused:
     )
 
 
-def _series_in_savepoint(header: dicom.Header, hospital_id: int, patient: Patient) -> Series:
-    with transaction.atomic():
-        return _series_of(header, hospital_id, patient)
-
-
 def _series_of(header: dicom.Header, hospital_id: int, patient: Patient) -> Series:
+    """The series the image belongs to, its study and the series made when they are new. A new study gets
+    its series without asking whether it exists (nothing can refer to a study before its commit): the
+    statements a STOW request of a new study spends here fell from eleven to five."""
     ds = header.dataset
-    study, _new_study = Study.objects.get_or_create(
+    modality = header.text("Modality", 16)
+    study, new_study = Study.objects.get_or_create(
         hospital_id=hospital_id,
         study_instance_uid=header.study_uid,
         defaults={
@@ -240,6 +239,7 @@ def _series_of(header: dicom.Header, hospital_id: int, patient: Patient) -> Seri
             "dicom_patient_id": header.text("PatientID"),
             "dicom_birth_date": header.text("PatientBirthDate", 8),
             "dicom_sex": header.text("PatientSex", 16),
+            "modalities": modality,
         },
     )
     if study.patient_id != patient.pk:
@@ -250,20 +250,21 @@ def _series_of(header: dicom.Header, hospital_id: int, patient: Patient) -> Seri
             )
             % {"uid": header.study_uid, "record": study.patient.record_number}
         )
-    modality = header.text("Modality", 16)
     if modality and modality not in study.modalities.split(","):
         study.modalities = ",".join(filter(None, [*study.modalities.split(","), modality]))[:64]
         study.save(update_fields=["modalities", "updated_at"])
-    series, _created = Series.objects.get_or_create(
-        study=study,
-        series_instance_uid=header.series_uid,
-        defaults={
-            "modality": modality,
-            "body_part": header.text("BodyPartExamined"),
-            "description": header.text("SeriesDescription"),
-            "number": dicom.int_or_none(ds.get("SeriesNumber")),
-        },
-    )
+    found = {
+        "modality": modality,
+        "body_part": header.text("BodyPartExamined"),
+        "description": header.text("SeriesDescription"),
+        "number": dicom.int_or_none(ds.get("SeriesNumber")),
+    }
+    if new_study:
+        series = Series.objects.create(study=study, series_instance_uid=header.series_uid, **found)
+    else:
+        series, _created = Series.objects.get_or_create(
+            study=study, series_instance_uid=header.series_uid, defaults=found
+        )
     series.study, study.patient = study, patient  # callers read them: no query to fetch them again
     return series
 

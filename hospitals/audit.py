@@ -146,8 +146,9 @@ def _append(entries: list[AuditEntry]) -> None:
     """Chain the entries after the trail's head and write them: one lock of the head however many.
 
     Every append in the platform waits for the head in turn, from its locked read until its commit, so
-    what happens in between is kept to one statement: the rows and the head's move together."""
-    with transaction.atomic():
+    what happens in between is kept to one statement: the rows and the head's move together. Inside a
+    transaction no savepoint is taken: the rows audit what that transaction writes, and go or stay with it."""
+    with transaction.atomic(savepoint=False):
         head, _ = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
         for entry in entries:
             entry.seq, entry.prev_hash = head.last_seq + 1, head.last_hash
