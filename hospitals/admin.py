@@ -91,7 +91,17 @@ class StaffAdmin(AuditedAdmin):
 
 @admin.register(AuditEntry)
 class AuditEntryAdmin(admin.ModelAdmin):
-    list_display = ("seq", "at", "actor_username", "actor_role", "action", "object_type", "object_id", "outcome", "ip")
+    list_display = (
+        "number",
+        "at",
+        "actor_username",
+        "actor_role",
+        "action",
+        "object_type",
+        "object_id",
+        "outcome",
+        "ip",
+    )
     list_filter = ("action", "outcome", "actor_role")
     search_fields = ("actor_username", "object_id", "patient_id", "request_id")
     date_hierarchy = "at"

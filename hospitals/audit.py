@@ -4,10 +4,15 @@ Every row's hash covers its own fields and the previous row's hash, so editing
 or removing a row breaks the chain from that row on (`manage.py verify_audit`).
 The hash is an HMAC keyed by AUDIT_CHAIN_KEY, which lives in the environment,
 not the database: someone who can write to the database cannot forge a chain.
+
+The trail is AUDIT_CHAIN_LANES such chains, each with its own head row. An append
+takes the first head no one else holds, so audited writes of the whole platform do
+not queue on one row; alone, an append always takes the first chain.
 """
 
 import ipaddress
 import json
+import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -143,15 +148,15 @@ def audit_not_found(request: HttpRequest, action: str, object_type: str, object_
 
 
 def _append(entries: list[AuditEntry]) -> None:
-    """Chain the entries after the trail's head and write them: one lock of the head however many.
+    """Chain the entries after a chain's head and write them: one lock of the head however many.
 
-    Every append in the platform waits for the head in turn, from its locked read until its commit, so
-    what happens in between is kept to one statement: the rows and the head's move together. Inside a
-    transaction no savepoint is taken: the rows audit what that transaction writes, and go or stay with it."""
+    Every append waits for its head from its locked read until its commit, so what happens in between is
+    kept to one statement: the rows and the head's move together. Inside a transaction no savepoint is
+    taken: the rows audit what that transaction writes, and go or stay with it."""
     with transaction.atomic(savepoint=False):
-        head, _ = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
+        head = _head_locked()
         for entry in entries:
-            entry.seq, entry.prev_hash = head.last_seq + 1, head.last_hash
+            entry.lane, entry.seq, entry.prev_hash = head.pk, head.last_seq + 1, head.last_hash
             entry.hash = entry_hash(entry)
             head.last_seq, head.last_hash = entry.seq, entry.hash
         connection = connections[AuditEntry.objects.db]
@@ -161,6 +166,20 @@ def _append(entries: list[AuditEntry]) -> None:
         # The queryset refuses bulk_create to everyone else; appending chained rows is this module's job.
         models.QuerySet.bulk_create(AuditEntry.objects.all(), entries)
         head.save(update_fields=["last_seq", "last_hash"])
+
+
+def _head_locked() -> AuditChainHead:
+    """The first chain head that no other transaction holds, locked. When every chain made so far is held,
+    the next chain is made (chains are made as they are first needed); when all are made and held, one at
+    random is waited for. SQLite, one writer at a time, always takes the first."""
+    lanes = settings.AUDIT_CHAIN_LANES
+    free = AuditChainHead.objects.select_for_update(skip_locked=True).filter(pk__lte=lanes).order_by("pk").first()
+    if free is not None:
+        return free
+    made = set(AuditChainHead.objects.filter(pk__lte=lanes).values_list("pk", flat=True))
+    lane = min(set(range(1, lanes + 1)) - made, default=random.randint(1, lanes))  # noqa: S311
+    head, _made = AuditChainHead.objects.select_for_update().get_or_create(pk=lane)
+    return head
 
 
 def _write_with_head(connection: Any, entries: list[AuditEntry], head: AuditChainHead) -> None:
@@ -204,33 +223,53 @@ def audit_batch() -> Iterator[None]:
 
 
 def audit_verify() -> Iterator[str]:
-    """Yield one sentence per break in the chain; nothing when the trail is intact.
+    """Yield one sentence per break in the trail's chains; nothing when the trail is intact.
 
-    Reads up to the chain head, then follows the head while appends go on, so a busy trail is no alarm.
-    """
-    head = AuditChainHead.objects.filter(pk=1).first()
-    if head is None:
-        if AuditEntry.objects.exists():
-            yield "The chain head is missing: the trail's end can no longer be checked (it was removed)."
-        return
+    Each chain is read up to its head, then its head followed while appends go on, so a busy trail is no
+    alarm."""
+    heads = set(AuditChainHead.objects.values_list("pk", flat=True))
+    written = set(AuditEntry.objects.order_by().values_list("lane", flat=True).distinct())
+    for lane in sorted(heads | written):
+        if lane in heads:
+            yield from _chain_verify(lane)
+        else:
+            yield f"{_chain(lane)} head is missing: the trail's end can no longer be checked (it was removed)."
+
+
+def _chain(lane: int) -> str:
+    """A chain as messages name it: the first as "the chain", as when the trail had only the one."""
+    return "The chain" if lane == 1 else f"Chain {lane}'s"
+
+
+def _chain_verify(lane: int) -> Iterator[str]:
+    def number(seq: int) -> str:  # as AuditEntry.number
+        return str(seq) if lane == 1 else f"{lane}.{seq}"
+
+    head = AuditChainHead.objects.get(pk=lane)
+    in_chain = AuditEntry.objects.filter(lane=lane)
     expected_seq, expected_prev = 1, GENESIS_HASH
     while True:
-        entries = AuditEntry.objects.filter(seq__gte=expected_seq, seq__lte=head.last_seq).order_by("seq")
+        entries = in_chain.filter(seq__gte=expected_seq, seq__lte=head.last_seq).order_by("seq")
         for entry in entries.iterator(chunk_size=2000):
             if entry.seq != expected_seq:
-                yield f"Entries {expected_seq}..{entry.seq - 1} are missing (removed)."
+                yield f"Entries {number(expected_seq)}..{number(entry.seq - 1)} are missing (removed)."
             if entry.prev_hash != expected_prev:
-                yield f"Entry {entry.seq} does not follow the entry before it (an entry was removed or edited)."
+                yield (
+                    f"Entry {number(entry.seq)} does not follow the entry before it (an entry was removed or edited)."
+                )
             if entry_hash(entry) != entry.hash:
-                yield f"Entry {entry.seq} was edited after it was written."
+                yield f"Entry {number(entry.seq)} was edited after it was written."
             expected_seq, expected_prev = entry.seq + 1, entry.hash
-        latest = AuditChainHead.objects.get(pk=1)
+        latest = AuditChainHead.objects.get(pk=lane)
         if latest.last_seq == head.last_seq:
             break
         head = latest  # entries were appended while we read: check them too
     if (head.last_seq, head.last_hash) != (expected_seq - 1, expected_prev):
-        yield f"The trail ends at entry {expected_seq - 1} but {head.last_seq} were written (last entries removed)."
-    stray = list(AuditEntry.objects.filter(seq__gt=head.last_seq).values_list("seq", flat=True)[:10])
-    newest = AuditChainHead.objects.get(pk=1).last_seq  # read after: an append in between is no stray
+        yield (
+            f"{'The trail' if lane == 1 else f'Chain {lane}'} ends at entry {number(expected_seq - 1)} but "
+            f"{number(head.last_seq)} were written (last entries removed)."
+        )
+    stray = list(in_chain.filter(seq__gt=head.last_seq).values_list("seq", flat=True)[:10])
+    newest = AuditChainHead.objects.get(pk=lane).last_seq  # read after: an append in between is no stray
     for seq in (seq for seq in stray if seq > newest):
-        yield f"Entry {seq} is not part of the chain (written around the application)."
+        yield f"Entry {number(seq)} is not part of the chain (written around the application)."

@@ -201,7 +201,9 @@ class AuditEntry(models.Model):
         NOT_FOUND = "not_found", _("not found")
         INVALID = "invalid", _("invalid input")
 
-    seq = models.PositiveBigIntegerField(_("sequence"), unique=True)
+    # Each entry belongs to one of the trail's chains (lanes, one head each), numbered and linked within it.
+    lane = models.PositiveSmallIntegerField(_("chain"), default=1, db_default=1)
+    seq = models.PositiveBigIntegerField(_("sequence"))
     at = models.DateTimeField(_("time (UTC)"), db_index=True)
     actor_id = models.BigIntegerField(_("user id"), null=True, blank=True, db_index=True)
     actor_username = models.CharField(_("user"), max_length=150, blank=True)
@@ -222,12 +224,13 @@ class AuditEntry(models.Model):
     objects = AuditQuerySet.as_manager()
 
     class Meta:
-        ordering = ["-seq"]
+        ordering = ["-id"]  # newest first: the order of writing, across the chains
+        constraints = [models.UniqueConstraint(fields=["lane", "seq"], name="audit_seq_unique_per_chain")]
         verbose_name = _("audit entry")
         verbose_name_plural = _("audit trail")
 
     def __str__(self) -> str:
-        return f"#{self.seq} {self.at:%Y-%m-%d %H:%M:%S} {self.actor_username} {self.action} {self.outcome}"
+        return f"#{self.number} {self.at:%Y-%m-%d %H:%M:%S} {self.actor_username} {self.action} {self.outcome}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
@@ -237,6 +240,11 @@ class AuditEntry(models.Model):
     def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise PermissionError("Audit entries are append-only.")
 
+    @property
+    def number(self) -> str:
+        """The entry's place in its chain: "17" in the first chain, "3.17" in chain 3."""
+        return str(self.seq) if self.lane == 1 else f"{self.lane}.{self.seq}"
+
 
 class _HeadQuerySet(models.QuerySet["AuditChainHead"]):
     def delete(self) -> NoReturn:
@@ -244,7 +252,8 @@ class _HeadQuerySet(models.QuerySet["AuditChainHead"]):
 
 
 class AuditChainHead(models.Model):
-    """The last sequence number and hash: locked while appending, and catches a removed last row."""
+    """One chain's last sequence number and hash (its id is the chain's number, AuditEntry.lane): locked
+    while appending, and catches a removed last row."""
 
     last_seq = models.PositiveBigIntegerField(default=0)
     last_hash = models.CharField(max_length=64, default="0" * 64)
@@ -252,7 +261,7 @@ class AuditChainHead(models.Model):
     objects = _HeadQuerySet.as_manager()
 
     def __str__(self) -> str:
-        return f"audit chain head at #{self.last_seq}"
+        return f"audit chain {self.pk} head at #{self.last_seq}"
 
     def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise PermissionError("The audit chain head is never removed.")

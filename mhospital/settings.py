@@ -44,6 +44,9 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # Keys the audit trail's hash chain. Keep it out of the database and never change it: old entries
 # would no longer verify. Defaults to SECRET_KEY.
 AUDIT_CHAIN_KEY = env.str("AUDIT_CHAIN_KEY", default="") or SECRET_KEY
+# How many hash chains the audit trail spreads its appends over (hospitals/audit.py): each has a head row
+# that an append holds until its commit. Never lowered below a number already used: verify reads them all.
+AUDIT_CHAIN_LANES = env.int("AUDIT_CHAIN_LANES", default=8)
 REDIS_URL = env.str("REDIS_URL", default="")
 
 INSTALLED_APPS = [

@@ -176,7 +176,7 @@ def test_the_same_instance_sent_twice_is_stored_once_and_succeeds_both_times(
     assert send(listener, data)[0].Status == 0x0000
 
     assert Instance.objects.count() == 1
-    details = list(AuditEntry.objects.filter(action="create").order_by("seq").values_list("detail", flat=True))
+    details = list(AuditEntry.objects.filter(action="create").order_by("id").values_list("detail", flat=True))
     assert len(details) == 2 and "stored before" in details[1]
 
 

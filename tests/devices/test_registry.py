@@ -191,7 +191,7 @@ def test_an_admin_deactivates_and_activates_a_device(tula_admin: User, analyser:
     analyser.refresh_from_db()
     assert analyser.active
     details = AuditEntry.objects.filter(action="update", object_id=str(analyser.pk)).values_list("detail", flat=True)
-    assert list(details.order_by("seq")) == ["deactivated", "activated"]
+    assert list(details.order_by("id")) == ["deactivated", "activated"]
 
 
 def test_a_tula_admin_cannot_reach_a_kostroma_device(tula_admin: User, kostroma_device: Device, login) -> None:  # type: ignore[no-untyped-def]

@@ -202,7 +202,7 @@ def test_each_side_acknowledges_for_itself_and_it_is_audited(network_a: Network)
     assert list(LabAlertAck.objects.filter(hospital=network_a.regional)) == [first]
     assert LabAlertAck.objects.count() == 2
     assert AuditEntry.objects.filter(object_type="diagnostics.labalert", action=Action.UPDATE).count() == 3
-    assert "already acknowledged" in AuditEntry.objects.filter(action=Action.UPDATE).latest("seq").detail
+    assert "already acknowledged" in AuditEntry.objects.filter(action=Action.UPDATE).latest("id").detail
 
 
 @pytest.mark.django_db

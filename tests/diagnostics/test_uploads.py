@@ -130,7 +130,7 @@ def test_a_file_goes_up_in_chunks_and_resumes_after_the_link_drops(
     upload = Upload.objects.get()
     assert all(not default_storage.exists(name) for _offset, _length, name in upload.parts)
     trail = AuditEntry.objects.filter(object_type="diagnostics.upload", patient_id=str(patient.pk))
-    assert [entry.detail for entry in trail.order_by("seq")] == [
+    assert [entry.detail for entry in trail.order_by("id")] == [
         f"upload of CT/IM0001.dcm, {len(data)} bytes",
         f"all {len(data)} bytes of CT/IM0001.dcm received; storing",
         "CT/IM0001.dcm: 1 stored, 0 already there, 0 refused",

@@ -1,5 +1,7 @@
 """The audit trail: one row per audited action, append-only, and tampering is caught."""
 
+import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -64,7 +66,7 @@ def test_each_audited_action_writes_exactly_one_row(
     client = login(tula_admin)
     before = AuditEntry.objects.count()
     act(client, tula_nurse, network_a)
-    rows = list(AuditEntry.objects.order_by("seq")[before:])
+    rows = list(AuditEntry.objects.order_by("id")[before:])
     assert len(rows) == 1, [str(r) for r in rows]
     assert (rows[0].action, rows[0].outcome) == (action, outcome)
     assert rows[0].actor_username == tula_admin.username
@@ -241,3 +243,57 @@ def test_a_batch_that_fails_writes_nothing(db) -> None:  # type: ignore[no-untyp
         audit_record(request=None, action=Action.CREATE, object_type="batched")
         raise RuntimeError("the store failed")
     assert not AuditEntry.objects.filter(object_type="batched").exists()
+
+
+# Several chains: an append does not wait for another transaction that holds a chain's head.
+
+
+def _append_held_open(holding: threading.Event, release: threading.Event, seen: dict[str, object]) -> None:
+    """Another request: audits inside its transaction, then keeps the transaction open until released."""
+    try:
+        with transaction.atomic():
+            seen["held"] = audit_record(request=None, action=Action.UPDATE, object_type="held", object_id=1)
+            holding.set()
+            release.wait(10)
+    finally:
+        connection.close()
+
+
+@pytest.mark.needs_postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_append_goes_to_another_chain_while_one_is_held_and_every_chain_verifies(capsys) -> None:  # type: ignore[no-untyped-def]
+    need("PostgreSQL (DATABASE_URL)", connection.vendor == "postgresql")
+    _write_trail(2)
+    holding, release, seen = threading.Event(), threading.Event(), {}
+    other = threading.Thread(target=_append_held_open, args=(holding, release, seen))
+    other.start()
+    try:
+        assert holding.wait(10)
+        started = time.monotonic()
+        meanwhile = audit_record(request=None, action=Action.VIEW, object_type="meanwhile", object_id=2)
+        waited = time.monotonic() - started
+    finally:
+        release.set()
+        other.join(10)
+    held = seen["held"]
+    assert isinstance(held, AuditEntry)
+    assert waited < 2, f"the append waited {waited:.1f} s for the held chain"
+    assert held.lane == 1 and meanwhile.lane != 1
+    assert meanwhile.number == f"{meanwhile.lane}.1"
+    # Once the first chain is free again, an append takes it, and the trail verifies chain by chain.
+    after = audit_record(request=None, action=Action.VIEW, object_type="after", object_id=3)
+    assert (after.lane, after.seq) == (1, held.seq + 1)
+    call_command("verify_audit")
+    assert "Audit trail intact: 5 entries." in capsys.readouterr().out
+
+    # Tampering in the second chain is caught and named by its chain.
+    _tamper("UPDATE hospitals_auditentry SET detail = %s WHERE id = %s", ["rewritten", meanwhile.pk])
+    with pytest.raises(CommandError):
+        call_command("verify_audit")
+    assert f"Entry {meanwhile.number} was edited" in capsys.readouterr().err
+    _tamper("DELETE FROM hospitals_auditentry WHERE id = %s", [meanwhile.pk])
+    with pytest.raises(CommandError):
+        call_command("verify_audit")
+    assert f"Chain {meanwhile.lane} ends at entry {meanwhile.lane}.0 but {meanwhile.number} were written" in (
+        capsys.readouterr().err
+    )
