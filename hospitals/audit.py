@@ -12,7 +12,6 @@ not queue on one row; alone, an append always takes the first chain.
 
 import ipaddress
 import json
-import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -170,15 +169,18 @@ def _append(entries: list[AuditEntry]) -> None:
 
 def _head_locked() -> AuditChainHead:
     """The first chain head that no other transaction holds, locked. When every chain made so far is held,
-    the next chain is made (chains are made as they are first needed); when all are made and held, one at
-    random is waited for. SQLite, one writer at a time, always takes the first."""
+    the next chain is made (chains are made as they are first needed); when all are made and held, the first
+    is waited for. Waits cannot go round in a circle: a transaction holding the first chain takes it again
+    (its own lock is no obstacle to it) and never waits. SQLite, one writer at a time, always takes the first.
+    """
     lanes = settings.AUDIT_CHAIN_LANES
     free = AuditChainHead.objects.select_for_update(skip_locked=True).filter(pk__lte=lanes).order_by("pk").first()
     if free is not None:
         return free
     made = set(AuditChainHead.objects.filter(pk__lte=lanes).values_list("pk", flat=True))
-    lane = min(set(range(1, lanes + 1)) - made, default=random.randint(1, lanes))  # noqa: S311
-    head, _made = AuditChainHead.objects.select_for_update().get_or_create(pk=lane)
+    head, _made = AuditChainHead.objects.select_for_update().get_or_create(
+        pk=min(set(range(1, lanes + 1)) - made, default=1)
+    )
     return head
 
 

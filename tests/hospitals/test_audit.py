@@ -297,3 +297,27 @@ def test_an_append_goes_to_another_chain_while_one_is_held_and_every_chain_verif
     assert f"Chain {meanwhile.lane} ends at entry {meanwhile.lane}.0 but {meanwhile.number} were written" in (
         capsys.readouterr().err
     )
+
+
+@pytest.mark.needs_postgres
+@pytest.mark.django_db(transaction=True)
+def test_when_every_chain_is_held_an_append_waits_for_the_first_and_follows_it(settings) -> None:  # type: ignore[no-untyped-def]
+    need("PostgreSQL (DATABASE_URL)", connection.vendor == "postgresql")
+    settings.AUDIT_CHAIN_LANES = 1
+    holding, release, seen = threading.Event(), threading.Event(), {}
+    other = threading.Thread(target=_append_held_open, args=(holding, release, seen))
+    other.start()
+    try:
+        assert holding.wait(10)
+        threading.Timer(0.5, release.set).start()
+        started = time.monotonic()
+        waiting = audit_record(request=None, action=Action.VIEW, object_type="waiting", object_id=2)
+        waited = time.monotonic() - started
+    finally:
+        release.set()
+        other.join(10)
+    held = seen["held"]
+    assert isinstance(held, AuditEntry)
+    assert waited >= 0.4  # it waited for the holder's commit, and was chained after it
+    assert (waiting.lane, waiting.seq, waiting.prev_hash) == (1, held.seq + 1, held.hash)
+    call_command("verify_audit")
