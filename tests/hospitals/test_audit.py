@@ -2,7 +2,8 @@
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 from django.core.management import call_command
@@ -248,15 +249,40 @@ def test_a_batch_that_fails_writes_nothing(db) -> None:  # type: ignore[no-untyp
 # Several chains: an append does not wait for another transaction that holds a chain's head.
 
 
-def _append_held_open(holding: threading.Event, release: threading.Event, seen: dict[str, object]) -> None:
+def _append_held_open(holding: threading.Event, release: threading.Event, held: list[AuditEntry]) -> None:
     """Another request: audits inside its transaction, then keeps the transaction open until released."""
     try:
         with transaction.atomic():
-            seen["held"] = audit_record(request=None, action=Action.UPDATE, object_type="held", object_id=1)
+            held.append(audit_record(request=None, action=Action.UPDATE, object_type="held", object_id=1))
             holding.set()
             release.wait(10)
     finally:
         connection.close()
+
+
+@contextmanager
+def _chain_held_elsewhere(*, for_seconds: float = 10) -> Iterator[list[AuditEntry]]:
+    """While the block runs, another transaction holds the chain it appended to (for at most `for_seconds`);
+    the list gets that transaction's entry."""
+    holding, release = threading.Event(), threading.Event()
+    held: list[AuditEntry] = []
+    other = threading.Thread(target=_append_held_open, args=(holding, release, held))
+    timer = threading.Timer(for_seconds, release.set)
+    other.start()
+    try:
+        assert holding.wait(10)
+        timer.start()
+        yield held
+    finally:
+        timer.cancel()
+        release.set()
+        other.join(10)
+
+
+def _timed_append(object_type: str) -> tuple[AuditEntry, float]:
+    started = time.monotonic()
+    entry = audit_record(request=None, action=Action.VIEW, object_type=object_type, object_id=2)
+    return entry, time.monotonic() - started
 
 
 @pytest.mark.needs_postgres
@@ -264,19 +290,8 @@ def _append_held_open(holding: threading.Event, release: threading.Event, seen: 
 def test_an_append_goes_to_another_chain_while_one_is_held_and_every_chain_verifies(capsys) -> None:  # type: ignore[no-untyped-def]
     need("PostgreSQL (DATABASE_URL)", connection.vendor == "postgresql")
     _write_trail(2)
-    holding, release, seen = threading.Event(), threading.Event(), {}
-    other = threading.Thread(target=_append_held_open, args=(holding, release, seen))
-    other.start()
-    try:
-        assert holding.wait(10)
-        started = time.monotonic()
-        meanwhile = audit_record(request=None, action=Action.VIEW, object_type="meanwhile", object_id=2)
-        waited = time.monotonic() - started
-    finally:
-        release.set()
-        other.join(10)
-    held = seen["held"]
-    assert isinstance(held, AuditEntry)
+    with _chain_held_elsewhere() as (held, *_):
+        meanwhile, waited = _timed_append("meanwhile")
     assert waited < 2, f"the append waited {waited:.1f} s for the held chain"
     assert held.lane == 1 and meanwhile.lane != 1
     assert meanwhile.number == f"{meanwhile.lane}.1"
@@ -304,20 +319,8 @@ def test_an_append_goes_to_another_chain_while_one_is_held_and_every_chain_verif
 def test_when_every_chain_is_held_an_append_waits_for_the_first_and_follows_it(settings) -> None:  # type: ignore[no-untyped-def]
     need("PostgreSQL (DATABASE_URL)", connection.vendor == "postgresql")
     settings.AUDIT_CHAIN_LANES = 1
-    holding, release, seen = threading.Event(), threading.Event(), {}
-    other = threading.Thread(target=_append_held_open, args=(holding, release, seen))
-    other.start()
-    try:
-        assert holding.wait(10)
-        threading.Timer(0.5, release.set).start()
-        started = time.monotonic()
-        waiting = audit_record(request=None, action=Action.VIEW, object_type="waiting", object_id=2)
-        waited = time.monotonic() - started
-    finally:
-        release.set()
-        other.join(10)
-    held = seen["held"]
-    assert isinstance(held, AuditEntry)
+    with _chain_held_elsewhere(for_seconds=0.5) as (held, *_):
+        waiting, waited = _timed_append("waiting")
     assert waited >= 0.4  # it waited for the holder's commit, and was chained after it
     assert (waiting.lane, waiting.seq, waiting.prev_hash) == (1, held.seq + 1, held.hash)
     call_command("verify_audit")
