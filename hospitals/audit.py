@@ -235,17 +235,13 @@ def audit_verify() -> Iterator[str]:
         if lane in heads:
             yield from _chain_verify(lane)
         else:
-            yield f"{_chain(lane)} head is missing: the trail's end can no longer be checked (it was removed)."
-
-
-def _chain(lane: int) -> str:
-    """A chain as messages name it: the first as "the chain", as when the trail had only the one."""
-    return "The chain" if lane == 1 else f"Chain {lane}'s"
+            chain = "The chain" if lane == 1 else f"Chain {lane}'s"  # the first named as when it was the only one
+            yield f"{chain} head is missing: the trail's end can no longer be checked (it was removed)."
 
 
 def _chain_verify(lane: int) -> Iterator[str]:
-    def number(seq: int) -> str:  # as AuditEntry.number
-        return str(seq) if lane == 1 else f"{lane}.{seq}"
+    def number(seq: int) -> str:
+        return AuditEntry.number_in(lane, seq)
 
     head = AuditChainHead.objects.get(pk=lane)
     in_chain = AuditEntry.objects.filter(lane=lane)

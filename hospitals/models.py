@@ -242,8 +242,12 @@ class AuditEntry(models.Model):
 
     @property
     def number(self) -> str:
-        """The entry's place in its chain: "17" in the first chain, "3.17" in chain 3."""
-        return str(self.seq) if self.lane == 1 else f"{self.lane}.{self.seq}"
+        return self.number_in(self.lane, self.seq)
+
+    @staticmethod
+    def number_in(lane: int, seq: int) -> str:
+        """An entry's place in its chain: "17" in the first chain, "3.17" in chain 3."""
+        return str(seq) if lane == 1 else f"{lane}.{seq}"
 
 
 class _HeadQuerySet(models.QuerySet["AuditChainHead"]):
