@@ -229,6 +229,7 @@ CELERY_BEAT_SCHEDULE = {
     "imaging-uploads-sweep": {"task": "diagnostics.tasks.uploads_sweep", "schedule": 600.0},
     "recordings-requeue-stuck": {"task": "diagnostics.tasks.recordings_requeue_stuck", "schedule": 300.0},
     "lab-hl7-requeue-stuck": {"task": "devices.tasks.hl7_messages_requeue_stuck", "schedule": 120.0},
+    "api-tokens-sweep": {"task": "hospitals.tasks.api_tokens_sweep", "schedule": 3600.0},
 }
 
 # Imaging.
@@ -401,7 +402,7 @@ REST_FRAMEWORK = {
     # The token first: a call with no credentials is answered 401 with "WWW-Authenticate: Token", as a
     # client expects, rather than the 403 that session authentication (which has no such header) gives.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "knox.auth.TokenAuthentication",  # integrations: "Authorization: Token <key>"
+        "hospitals.tokens.TokenAuthentication",  # integrations: "Authorization: Token <key>" (knox)
         "rest_framework.authentication.SessionAuthentication",  # the browser
     ],
     "DEFAULT_PERMISSION_CLASSES": ["hospitals.api_rules.SignedInWithSecondFactor"],
