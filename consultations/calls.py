@@ -71,7 +71,8 @@ def room_access(*, user: User, consultation_id: object) -> Room | None:
     scope = scope_for(user)
     if scope.user_id is None:
         return None
-    consultation = consultations_visible(scope).filter(pk=_int(consultation_id)).first()
+    # The consultation's own row: the room needs its ids and state, not the related rows the pages show.
+    consultation = consultations_visible(scope).select_related(None).filter(pk=_int(consultation_id)).first()
     if consultation is not None:
         side = side_of(consultation, user)
         if side == REQUESTER and scope.role in CLINICAL_ROLES:
@@ -103,7 +104,8 @@ def callees(call: Call) -> list[User]:
     """Whom the call rings: the other side's person (the specialist who took it, or the clinician who asked),
     and the guests invited into it."""
     consultation = call.consultation
-    if side_of(consultation, call.started_by) == CONSULTANT:
+    # Only the call's two sides start one; on the consulting side, only the specialist who took the request.
+    if call.started_by_id == consultation.assigned_to_id:
         other = [consultation.requested_by]
     else:
         other = [consultation.assigned_to] if consultation.assigned_to else []
@@ -166,7 +168,7 @@ def call_accept(*, call_id: int, by: User, origin: str = "") -> Call:
     call.state, call.answered_by, call.answered_at = Call.State.ACTIVE, by, timezone.now()
     call.save(update_fields=["state", "answered_by", "answered_at"])
     _audit(call, by, Action.UPDATE, "answered")
-    transaction.on_commit(lambda: events.call_changed(call.pk, "accept", by=by.pk, origin=origin), robust=True)
+    transaction.on_commit(lambda: events.call_changed(call.pk, "accept", by=by, origin=origin), robust=True)
     return call
 
 
@@ -177,7 +179,7 @@ def call_decline(*, call_id: int, by: User, origin: str = "") -> Call:
         raise CallRefused(_("Only a ringing call is declined, by the one it rings."))
     _end(call, by, Call.State.DECLINED, Call.EndReason.DECLINED)
     _tell(call, [call.started_by], gettext_noop("%(name)s declined your video call on consultation #%(id)s"), by)
-    transaction.on_commit(lambda: events.call_changed(call.pk, "decline", by=by.pk, origin=origin), robust=True)
+    transaction.on_commit(lambda: events.call_changed(call.pk, "decline", by=by, origin=origin), robust=True)
     return call
 
 
@@ -197,7 +199,7 @@ def call_hangup(*, call_id: int, by: User, reason: str = Call.EndReason.HANGUP, 
         kind = "hangup"
     else:
         raise CallRefused(_("This call is not under way (%(state)s).") % {"state": call.get_state_display()})
-    transaction.on_commit(lambda: events.call_changed(call.pk, kind, by=by.pk, origin=origin), robust=True)
+    transaction.on_commit(lambda: events.call_changed(call.pk, kind, by=by, origin=origin), robust=True)
     return call
 
 

@@ -22,11 +22,13 @@ events go through the room's group. Both work across ASGI processes with channel
 """
 
 import asyncio
+import functools
 import json
 import time
 import weakref
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeGuard
+from typing import Any, ParamSpec, TypeGuard, TypeVar
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
@@ -43,6 +45,7 @@ from hospitals.audit import audit_record
 from hospitals.consumers import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED, second_factor_missing
 from hospitals.errors import Refused
 from hospitals.models import AuditEntry, User
+from hospitals.scoping import memberships_remembered
 
 VERSION = 1
 CLOSE_SILENT = 4408  # no heartbeat for three periods: the peer is gone
@@ -59,6 +62,22 @@ CANDIDATE_FIELDS: dict[str, tuple[type, ...]] = {
     "usernameFragment": (str, type(None)),
 }
 LIFECYCLE = {"invite", "accept", "decline", "cancel", "hangup"}
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _db(work: Callable[P, R]) -> Callable[P, Any]:
+    """`database_sync_to_async`, with each person's hospital membership fetched once in the unit of work: a
+    socket's message asks for it in the access rules, the consultation's side and the audit row."""
+
+    @functools.wraps(work)
+    def remembering(*args: P.args, **kwargs: P.kwargs) -> R:
+        with memberships_remembered():
+            return work(*args, **kwargs)
+
+    return database_sync_to_async(remembering)
 
 
 def _audit(user: User, action: str, outcome: str, consultation_id: object, patient_id: object, detail: str) -> None:
@@ -93,18 +112,20 @@ class CallConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.user = user
-        admitted = await database_sync_to_async(self._admit)(self.scope["url_route"]["kwargs"]["pk"])
+        self.consultation_id = self.scope["url_route"]["kwargs"]["pk"]
+        self.group = calls.room_group(self.consultation_id)
+        # Into the group before the room's table: no presence event of a page opening meanwhile is missed.
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        admitted = await _db(self._open)()
         if isinstance(admitted, int):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
             await self.close(code=admitted)
             return
-        room = admitted
+        replaced, people = admitted
         self.me = calls.person(user)
         self.bucket, self.bucket_at, self.dropped = float(settings.CALL_RATE_BURST), time.monotonic(), 0
         self.heard = time.monotonic()
         self.tasks: set[asyncio.Task[Any]] = set()
-        # Into the group before the room's table: no presence event of a page opening meanwhile is missed.
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        replaced, people = await database_sync_to_async(self._enter)(room)
         self.joined = True
         if replaced:
             await self.channel_layer.send(replaced, {"type": "call.replaced"})
@@ -138,23 +159,25 @@ class CallConsumer(AsyncJsonWebsocketConsumer):
         if call is not None and call["state"] == Call.State.RINGING and call["started_by"]["id"] == user.pk:
             self._spawn(self._expire_ring(call))
 
-    def _admit(self, pk: object) -> calls.Room | int:
+    def _open(self) -> tuple[str | None, dict[int, dict[str, Any]]] | int:
+        """Admit the socket and take its place in the room (see `_enter`), or the close code that refuses it."""
+        admitted = self._admit()
+        return admitted if isinstance(admitted, int) else self._enter(admitted)
+
+    def _admit(self) -> calls.Room | int:
         """The user's place in the room, or the close code that refuses this socket: the room's access rules,
         the second factor, the room's size. Refusals are audited. The socket keeps only the room's ids (a
         consultation with its patient and hospitals is kilobytes, times thousands of sockets); what it does
         later fetches the room again, and so sees access that has been withdrawn meanwhile."""
+        pk = self.consultation_id
         room = calls.room_access(user=self.user, consultation_id=pk)
         if room is None or second_factor_missing(self.user, self.scope.get("session")):
             _audit(
                 self.user, AuditEntry.Action.PERMISSION_DENIED, AuditEntry.Outcome.DENIED, pk, "", "call room refused"
             )
             return CLOSE_FORBIDDEN
-        self.consultation_id, self.side = room.consultation.pk, room.side
-        self.group = calls.room_group(self.consultation_id)
-        if (
-            calls.presence_count(consultation_id=self.consultation_id, user_id=self.user.pk)
-            >= settings.CALL_ROOM_SIZE - 1
-        ):
+        self.side = room.side
+        if calls.presence_count(consultation_id=pk, user_id=self.user.pk) >= settings.CALL_ROOM_SIZE - 1:
             return CLOSE_ROOM_FULL
         return room
 
@@ -334,7 +357,7 @@ class CallConsumer(AsyncJsonWebsocketConsumer):
             await self._close(1000, state="left")
             return
         try:
-            call = await database_sync_to_async(self._lifecycle_do)(kind, message)
+            call = await _db(self._lifecycle_do)(kind, message)
         except Refused as refusal:
             await self._error(refusal.code, str(refusal))
             return
@@ -371,7 +394,7 @@ class CallConsumer(AsyncJsonWebsocketConsumer):
             await self._error("malformed", _("A chat message is text of 1 to 4000 characters."))
             return
         try:
-            posted = await database_sync_to_async(self._chat_post)(text.strip())
+            posted = await _db(self._chat_post)(text.strip())
         except Refused as refusal:
             await self._error(refusal.code, str(refusal))
             return

@@ -1,7 +1,7 @@
 """Live updates of consultations: sent after commit to the two hospitals' groups (ids and states only)."""
 
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -10,6 +10,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from hospitals.events import hospital_group, user_group
+
+if TYPE_CHECKING:
+    from hospitals.models import User
 
 
 def consultation_changed(consultation_id: int) -> None:
@@ -74,7 +77,11 @@ def _call_payloads(call_id: int) -> tuple[Any, dict[str, Any], list[int]] | None
     from consultations import calls
     from consultations.models import Call
 
-    call = Call.objects.select_related("consultation", "started_by").filter(pk=call_id).first()
+    call = (
+        Call.objects.select_related("consultation__requested_by", "consultation__assigned_to", "started_by")
+        .filter(pk=call_id)
+        .first()
+    )
     if call is None:
         return None
     ring = {
@@ -117,20 +124,18 @@ def call_rung(call_id: int, *, origin: str = "", only: list[int] | None = None) 
     async_to_sync(send_all)()
 
 
-def call_changed(call_id: int, kind: str, *, by: int | None = None, origin: str = "") -> None:
+def call_changed(call_id: int, kind: str, *, by: "User | None" = None, origin: str = "") -> None:
     """A call was answered, declined, cancelled or ended: the room hears `kind` from `by` (the socket that did
     it gets the new state instead of its own message back), the rung people's pages stop ringing, and the
     consultation's pages refresh their call log."""
     from consultations import calls
-    from hospitals.models import User
 
     found, layer = _call_payloads(call_id), get_channel_layer()
     if found is None or layer is None:
         return
     call, ring, callees = found
     view = calls.call_view(call)
-    sender = User.objects.filter(pk=by).first() if by else None
-    message = {"v": 1, "type": kind, "from": calls.person(sender) if sender else None, "call": view}
+    message = {"v": 1, "type": kind, "from": calls.person(by) if by else None, "call": view}
     if call.end_reason:
         message["reason"] = call.end_reason
 

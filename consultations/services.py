@@ -22,6 +22,7 @@ from consultations.models import (
 from diagnostics.models import Study
 from hospitals.errors import Refused
 from hospitals.models import Specialty, Staff, User
+from hospitals.scoping import membership_for
 from hospitals.services import notify
 from patients.models import Patient
 
@@ -69,7 +70,7 @@ def _acts_for(move_side: str, consultation: Consultation, user: User, side: str 
 
 
 def side_of(consultation: Consultation, user: User) -> str | None:
-    staff = Staff.objects.filter(user=user, deactivated_at__isnull=True).first()
+    staff = membership_for(user)
     if staff is None:
         return None
     if staff.hospital_id == consultation.requesting_hospital_id:

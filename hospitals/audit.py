@@ -27,7 +27,7 @@ from django.utils.crypto import salted_hmac
 from django.utils.ipv6 import clean_ipv6_address
 
 from hospitals.models import AuditChainHead, AuditEntry, Staff
-from hospitals.scoping import request_membership
+from hospitals.scoping import membership_remembered, request_membership
 
 Action = AuditEntry.Action
 Outcome = AuditEntry.Outcome
@@ -68,7 +68,7 @@ def _actor(user: Any, request: HttpRequest | None) -> dict[str, Any]:
     else:
         # Not the signed-in user (an ended session, a failed sign-in): record the role they held, even if
         # their membership has since been deactivated.
-        staff = Staff.objects.filter(user=user).first()
+        staff = membership_remembered(user) or Staff.objects.filter(user=user).first()
     role = staff.role if staff is not None else ("platform_admin" if user.is_superuser else "")
     return {
         "actor_id": user.pk,

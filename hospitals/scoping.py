@@ -6,7 +6,9 @@ learn that another hospital's record exists. `access_*` functions fetch *with*
 the check; the `*_visible`/`*_manageable` functions return scoped querysets.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -57,11 +59,38 @@ class Scope:
 NO_SCOPE = Scope(user_id=None, hospital_id=None, role=None, is_platform_admin=False)
 
 
+_remembered: ContextVar[dict[int, Staff | None] | None] = ContextVar("memberships_remembered", default=None)
+
+
+@contextmanager
+def memberships_remembered() -> Iterator[None]:
+    """Within the block, each user's membership is fetched once: for a unit of work outside a request (a call
+    socket's message) whose access rules, consultation side and audit row all ask for it. Requests have
+    `request_membership` instead."""
+    token = _remembered.set({})
+    try:
+        yield
+    finally:
+        _remembered.reset(token)
+
+
 def membership_for(user: Any) -> Staff | None:
     """The user's active membership, with its hospital; None for platform admins and strangers."""
     if user is None or not user.is_authenticated or not user.is_active:
         return None
-    return Staff.objects.select_related("hospital").filter(user=user, deactivated_at__isnull=True).first()
+    remembered = _remembered.get()
+    if remembered is not None and user.pk in remembered:
+        return remembered[user.pk]
+    staff = Staff.objects.select_related("hospital").filter(user=user, deactivated_at__isnull=True).first()
+    if remembered is not None:
+        remembered[user.pk] = staff
+    return staff
+
+
+def membership_remembered(user: Any) -> Staff | None:
+    """The active membership `memberships_remembered` holds for the user, if it has fetched one."""
+    remembered = _remembered.get()
+    return remembered.get(user.pk) if remembered is not None and user is not None else None
 
 
 def scope_for(user: Any) -> Scope:
