@@ -4,6 +4,8 @@ Each call: both sides open /ws/consultations/<pk>/call/ with a signed-in session
 the clinician accepts; offer, answer, 16 candidates per side, one ICE restart (offer/answer again), hang-up.
 Two rounds on the same sockets: paced (--rate messages/s over all calls) for latency, then unpaced for
 saturation. Latency is send-to-receive of each relayed signal (the stamp travels inside the payload).
+With --ramp, the paced round's calls start spread over that many seconds rather than all in its first
+(500 invites at once queue behind each other's database work; spread over 20 s, all 500 calls still overlap).
 
     python bench/signalling_bench.py --url ws://127.0.0.1:8500 --sessions calls.json --calls 500 --pids 1234
 """
@@ -128,7 +130,8 @@ def candidate(n: int) -> dict[str, Any]:
     }
 
 
-async def one_call(specialist: Side, clinician: Side, pace: Pacer, stats: Stats) -> None:
+async def one_call(specialist: Side, clinician: Side, pace: Pacer, stats: Stats, start: float = 0.0) -> None:
+    await asyncio.sleep(start)
     try:
         await specialist.send(pace, type="invite", lifetime=60)
         await clinician.expect("invite")
@@ -153,18 +156,20 @@ async def one_call(specialist: Side, clinician: Side, pace: Pacer, stats: Stats)
         stats.failed_calls += 1
 
 
-async def round_(pairs: list[tuple[Side, Side]], rate: float) -> dict[str, Any]:
+async def round_(pairs: list[tuple[Side, Side]], rate: float, ramp: float = 0.0) -> dict[str, Any]:
     stats = Stats()
     for specialist, clinician in pairs:
         specialist.stats = clinician.stats = stats
     pace = Pacer(rate)
     started = time.monotonic()
-    await asyncio.gather(*(one_call(s, c, pace, stats) for s, c in pairs))
+    step = ramp / max(len(pairs), 1)
+    await asyncio.gather(*(one_call(s, c, pace, stats, i * step) for i, (s, c) in enumerate(pairs)))
     took = time.monotonic() - started
     received = len(stats.latencies)
     ms = sorted(x * 1000 for x in stats.latencies) or [0.0]
     return {
         "rate": rate or "unpaced",
+        "ramp_s": ramp,
         "seconds": round(took, 2),
         "messages_sent": stats.sent,
         "msg_per_s": round(stats.sent / took, 1),
@@ -234,7 +239,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         if opened[2 * i] is not None and opened[2 * i + 1] is not None
     ]
     await asyncio.sleep(1)  # the presence events of the opening settle
-    result["paced"] = await round_(pairs, args.rate)
+    result["paced"] = await round_(pairs, args.rate, args.ramp)
     if not args.paced_only:
         result["unpaced"] = await round_(pairs, 0)
     for beat in heartbeats:
@@ -251,6 +256,12 @@ if __name__ == "__main__":
     parser.add_argument("--sessions", required=True, help="JSON from bench/seed_calls.py")
     parser.add_argument("--calls", type=int, default=500)
     parser.add_argument("--rate", type=float, default=300.0, help="paced round: messages per second, all calls")
+    parser.add_argument(
+        "--ramp",
+        type=float,
+        default=0.0,
+        help="paced round: the calls start spread over this many seconds (0: all at once, a flash crowd)",
+    )
     parser.add_argument("--pids", default="", help="server process ids for the memory reading")
     parser.add_argument("--name", default="")
     parser.add_argument("--connect-concurrency", type=int, default=50)

@@ -3,6 +3,7 @@
 # 127.0.0.1 only; every server it starts is stopped on exit, each target is bounded in time.
 #   bash bench/signalling_bench.sh        # CALLS=500 RATE=400 TARGETS="core pubsub pubsub2 memory relay"
 #   CALLS=100 TARGETS="core relay" bash bench/signalling_bench.sh
+#   RAMP=20 bash bench/signalling_bench.sh  # the paced round's calls start over 20 s, not all in one
 # Targets: core = uvicorn, 1 process, channels-redis core layer (bounded pool); pubsub = the same with
 # CHANNELS_LAYER=pubsub; core2/pubsub2 = two uvicorn processes on two ports, the two sides of each call
 # on different processes; memory = 1 process, in-memory layer; relay = bench/signalling_relay.py (the floor).
@@ -13,7 +14,7 @@ export PYTHONPATH="$PWD"
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/mh_call_bench}"
 BENCH_REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/5}"
 export DEBUG=0 ALLOWED_HOSTS=127.0.0.1 LOG_LEVEL=WARNING CHANNELS_PREFIX="${CHANNELS_PREFIX:-call-bench}"
-CALLS="${CALLS:-500}" RATE="${RATE:-400}" PORT="${PORT:-8500}" LIMIT="${LIMIT:-600}"
+CALLS="${CALLS:-500}" RATE="${RATE:-400}" RAMP="${RAMP:-0}" PORT="${PORT:-8500}" LIMIT="${LIMIT:-600}"
 # Its own database, made on the first run.
 psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '${DATABASE_URL##*/}'" | grep -q 1 \
   || createdb -h 127.0.0.1 -U postgres "${DATABASE_URL##*/}"
@@ -60,7 +61,7 @@ Call.objects.filter(consultation__patient__record_number__startswith='BENCH-CALL
   esac
   ready "$PORT"; case "$target" in *2) ready "$((PORT + 1))" ;; esac
   timeout "$LIMIT" "$PY" bench/signalling_bench.py --name "$target" --url "$urls" --sessions "$scratch/sessions.json" \
-    --calls "$CALLS" --rate "$RATE" --pids "$(IFS=,; echo "${pids[*]}")" | tee -a "$OUT.tmp" \
+    --calls "$CALLS" --rate "$RATE" --ramp "$RAMP" --pids "$(IFS=,; echo "${pids[*]}")" | tee -a "$OUT.tmp" \
     || echo "{\"target\": \"$target\", \"failed\": true}" | tee -a "$OUT.tmp"
   redis_clients="$(redis-cli -u "$BENCH_REDIS_URL" info clients 2>/dev/null | grep connected_clients || true)"
   echo "$target: after the run, redis $redis_clients" >&2

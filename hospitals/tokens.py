@@ -25,7 +25,7 @@ class TokenAuthentication(KnoxTokenAuthentication):
 class TokenScheme(KnoxTokenScheme):
     """The schema's description of these tokens: knox's ("knoxApiToken")."""
 
-    target_class = TokenAuthentication
+    target_class = "hospitals.tokens.TokenAuthentication"
 
 
 def tokens_expired_delete() -> int:

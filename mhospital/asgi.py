@@ -2,6 +2,7 @@
 
 import gc
 import os
+import sys
 import warnings
 
 from django.core.asgi import get_asgi_application
@@ -14,6 +15,7 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
 from django.urls import get_resolver  # noqa: E402
 
 from mhospital.body_limit import BodyLimit  # noqa: E402
@@ -40,3 +42,10 @@ application = ProtocolTypeRouter(
 # garbage collector's sight, which would otherwise walk all of it again at each full collection, every
 # few requests that allocate as much as a STOW request does (a tenth of its CPU; bench/BENCHMARKS.md).
 gc.freeze()
+
+# The event loop (every socket, every relayed signal) shares the interpreter with the threads that run
+# Django's synchronous work (views, the sockets' database work). While one of those computes, the loop
+# waits for it at each I/O call it makes, up to the interpreter's switch interval each time (5 ms by
+# default): under a call-signalling load that held relayed signals 25-27 ms at p99, 13-17 at 0.5 ms
+# (bench/BENCHMARKS.md, issue 6).
+sys.setswitchinterval(settings.ASGI_SWITCH_INTERVAL_MS / 1000)

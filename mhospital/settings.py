@@ -198,6 +198,10 @@ else:
         }
     }
 
+# How long the ASGI server's event loop may wait for a thread of synchronous work to hand the interpreter
+# back (Python's switch interval; see mhospital/asgi.py).
+ASGI_SWITCH_INTERVAL_MS = env.float("ASGI_SWITCH_INTERVAL_MS", default=0.5)
+
 # Celery: Redis when REDIS_URL is set, otherwise kombu's filesystem broker (no server needed).
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
