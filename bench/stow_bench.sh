@@ -30,7 +30,7 @@ rm -rf "$MEDIA_ROOT"
 read -r token patient < <(.venv/bin/python manage.py shell --no-imports -c "
 from knox.models import AuthToken; from hospitals.models import User; from patients.models import Patient
 user = User.objects.get(username='bench.clinician')
-AuthToken.objects.filter(user=user).delete()  # tokens of earlier runs: knox reads them all on every request
+AuthToken.objects.filter(user=user).delete()  # the tokens of earlier runs
 patient = Patient.objects.filter(hospital=user.staff.hospital).order_by('pk').first()
 print(AuthToken.objects.create(user)[1], patient.record_number)")
 

@@ -213,16 +213,18 @@ class CallConsumer(AsyncJsonWebsocketConsumer):
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
-        heard, started = getattr(self, "heard", None), time.monotonic()
+        listening, started = hasattr(self, "heard"), time.monotonic()
         self.busy = True  # the server, not the page, is behind while this runs: see Heartbeats
         try:
             await handler(message)
         finally:
             self.busy = False
-        if heard is not None and self.heard == heard:
-            # Time this socket spent on its own handling is not the page's silence: a ping queued behind a
-            # slow handler would otherwise count as missed.
-            self.heard = min(time.monotonic(), heard + time.monotonic() - started)
+        if listening:
+            # Time this socket spent on its own handling is not the page's silence: the page's pings wait
+            # unread behind it. So the silence so far moves on by that time; after a message from the page
+            # (heard as the handling started), it counts from the handling's end.
+            now = time.monotonic()
+            self.heard = min(now, self.heard + now - started)
 
     def _polite(self, peer_id: int) -> bool:
         """Of two peers, the one with the higher user id yields in a glare (perfect negotiation's polite)."""

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -300,6 +301,29 @@ async def test_a_hung_peer_is_noticed_within_seconds(answered, settings) -> None
     assert loop.time() - started < 2
     assert (await _next(hung, "error"))["code"] == "silent"
     assert (await hung.receive_output(timeout=2)) == {"type": "websocket.close", "code": 4408}
+
+
+async def test_a_slow_message_of_its_own_does_not_count_as_the_page_falling_silent(
+    sides: Sides, settings, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The server took longer than three heartbeat periods over the page's own message (its database was
+    busy): the page's pings waited behind it, unread, so silence counts again only from the answer on."""
+    settings.CALL_HEARTBEAT_SECONDS = 0.3  # silent after 0.9 s; the server looks every 0.3 s
+    invite = calls.call_invite
+
+    def slow_invite(**kwargs: Any) -> Call:
+        time.sleep(1.5)
+        return invite(**kwargs)
+
+    monkeypatch.setattr(calls, "call_invite", slow_invite)
+    specialist, _ = await _join(sides.specialist, sides.consultation.pk)
+    await _send(specialist, type="invite", lifetime=30)
+    assert (await _next(specialist, "ringing"))["call"]["state"] == "ringing"
+    # Half a second after the answer, the page is not silent: it has been listened to for only that long.
+    assert await specialist.receive_nothing(timeout=0.5)
+    # A page that really stays silent is still noticed.
+    assert (await _next(specialist, "error", timeout=3))["code"] == "silent"
+    assert (await specialist.receive_output(timeout=2)) == {"type": "websocket.close", "code": 4408}
 
 
 async def test_a_page_gone_before_it_is_told_it_is_silent_still_leaves_the_call(
