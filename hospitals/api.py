@@ -13,6 +13,7 @@ from rest_framework.response import Response
 
 from hospitals.api_rules import SignedInWithSecondFactor
 from hospitals.audit import Action, audit_record
+from hospitals.tokens import TokenAuthentication
 
 
 class _TokenSerializer(serializers.Serializer):
@@ -42,3 +43,5 @@ class TokenCreateView(KnoxLoginView):
 @extend_schema_view(post=extend_schema(request=None, responses={204: None}))
 class TokenRevokeView(KnoxLogoutView):
     """POST with the token to revoke it."""
+
+    authentication_classes = [TokenAuthentication]

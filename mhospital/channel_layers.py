@@ -1,4 +1,5 @@
-"""channels-redis, tuned for thousands of sockets per process.
+"""Channel layers tuned for thousands of sockets per process: channels-redis (core and pub/sub), and
+Channels' in-memory layer for one process.
 
 The core layer: its connection pool sized and bounded per process. redis-py's asyncio pool either grows
 without limit (7.x) or, once capped, raises "Too many connections" instead of waiting (8.x caps it at 100
@@ -13,9 +14,11 @@ event's waiters) of about 650 bytes each, kept for the socket's lifetime: 2.5 KB
 """
 
 import asyncio
+import time
 from collections import deque
 from typing import Any
 
+from channels.layers import InMemoryChannelLayer
 from channels_redis.core import RedisChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer
 from channels_redis.utils import _wrap_close
@@ -112,3 +115,20 @@ class InboxPubSubChannelLayer(RedisPubSubChannelLayer):
             layer = self._layers[loop] = _InboxLoopLayer(*self._args, **self._kwargs, channel_layer=self)
             _wrap_close(self, loop)
         return layer
+
+
+class SweptInMemoryChannelLayer(InMemoryChannelLayer):
+    """Channels' in-memory layer (one process: `make run`), its sweep for expired messages run at most once a
+    second. The layer sweeps every channel's queue and every group on each receive, so with a thousand
+    sockets each message handled cost a pass over a thousand queues: most of the event loop's time under the
+    signalling bench (bench/BENCHMARKS.md, issue 6). Messages expire after a minute and group places after a
+    day: swept once a second, they go at most a second later."""
+
+    sweep_seconds = 1.0
+    _swept = float("-inf")
+
+    def _clean_expired(self) -> None:
+        now = time.monotonic()
+        if now - self._swept >= self.sweep_seconds:
+            self._swept = now
+            super()._clean_expired()

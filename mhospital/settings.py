@@ -193,7 +193,7 @@ else:
     }
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "BACKEND": "mhospital.channel_layers.SweptInMemoryChannelLayer",
             "CONFIG": {"capacity": env.int("CHANNELS_CAPACITY", default=20000)},
         }
     }

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from mhospital.channel_layers import Inbox
+from mhospital.channel_layers import Inbox, SweptInMemoryChannelLayer
 
 
 @pytest.mark.asyncio
@@ -53,3 +53,17 @@ async def test_a_cancelled_getter_is_forgotten() -> None:
     inbox.put_nowait("kept")
     assert inbox.qsize() == 1
     assert await inbox.get() == "kept"
+
+
+@pytest.mark.asyncio
+async def test_the_in_memory_layer_still_drops_expired_messages_and_delivers_the_rest() -> None:
+    layer = SweptInMemoryChannelLayer(expiry=0.2, capacity=10)
+    stale, live = await layer.new_channel(), await layer.new_channel()
+    await layer.send(stale, {"type": "stale"})
+    await layer.send(live, {"type": "first"})
+    assert await layer.receive(live) == {"type": "first"}  # sweeps now, with nothing expired yet
+    await asyncio.sleep(1.1)  # past the message's expiry and the sweep's second
+    await layer.send(live, {"type": "second"})
+    assert await layer.receive(live) == {"type": "second"}  # this receive's sweep drops the stale one
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(layer.receive(stale), 0.2)

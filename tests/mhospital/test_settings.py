@@ -32,7 +32,7 @@ def test_with_no_variables_everything_is_embedded(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     found = json.loads(result.stdout)
     assert found["db"] == "django.db.backends.sqlite3" and "journal_mode=WAL" in found["db_init"]
-    assert found["layer"] == "channels.layers.InMemoryChannelLayer"
+    assert found["layer"] == "mhospital.channel_layers.SweptInMemoryChannelLayer"
     assert found["broker"] == "filesystem://"
     assert found["media"] == str(tmp_path / "media")
 
