@@ -26,7 +26,7 @@ import functools
 import json
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, ParamSpec, TypeGuard, TypeVar
 
@@ -68,7 +68,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def _db(work: Callable[P, R]) -> Callable[P, Any]:
+def _db(work: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     """`database_sync_to_async`, with each person's hospital membership fetched once in the unit of work: a
     socket's message asks for it in the access rules, the consultation's side and the audit row."""
 

@@ -66,8 +66,9 @@ def _actor(user: Any, request: HttpRequest | None) -> dict[str, Any]:
     if request is not None and user is getattr(request, "user", None):
         staff = request_membership(request)
     else:
-        # Not the signed-in user (an ended session, a failed sign-in): record the role they held, even if
-        # their membership has since been deactivated.
+        # Not the signed-in user (an ended session, a failed sign-in, a call socket's message): record the
+        # role they held, even if their membership has since been deactivated; the active one if this unit
+        # of work has read it already.
         staff = membership_remembered(user) or Staff.objects.filter(user=user).first()
     role = staff.role if staff is not None else ("platform_admin" if user.is_superuser else "")
     return {
