@@ -9,7 +9,7 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
-from hospitals.events import hospital_group, user_group
+from hospitals.events import Sends, hospital_group, publish, user_group
 
 if TYPE_CHECKING:
     from hospitals.models import User
@@ -20,19 +20,17 @@ def consultation_changed(consultation_id: int) -> None:
 
     consultation = (
         Consultation.objects.filter(pk=consultation_id)
-        .values("pk", "state", "urgency", "requesting_hospital_id", "consulted_hospital_id")
+        .values("pk", "state", "requesting_hospital_id", "consulted_hospital_id")
         .first()
     )
-    layer = get_channel_layer()
-    if consultation is None or layer is None:
-        return
-    payload = {"kind": "consultation", "id": consultation["pk"], "state": consultation["state"]}
-    groups = {
-        hospital_group(consultation["requesting_hospital_id"]),
-        hospital_group(consultation["consulted_hospital_id"]),
-    }
-    for group in groups:
-        async_to_sync(layer.group_send)(group, {"type": "notify", "payload": payload})
+    if consultation is not None:
+        publish(_consultation_sends(**consultation))
+
+
+def _consultation_sends(*, pk: int, state: str, requesting_hospital_id: int, consulted_hospital_id: int) -> Sends:
+    """The consultation's state, for the pages of its two hospitals."""
+    message = {"type": "notify", "payload": {"kind": "consultation", "id": pk, "state": state}}
+    return [(hospital_group(hospital_id), message) for hospital_id in {requesting_hospital_id, consulted_hospital_id}]
 
 
 def study_changed_forward(sender: object, *, patient_id: int, payload: dict[str, object], **kwargs: object) -> None:
@@ -46,11 +44,7 @@ def study_changed_forward(sender: object, *, patient_id: int, payload: dict[str,
         .exclude(state__in=[Consultation.State.DRAFT, Consultation.State.CANCELLED])
         .values_list("consulted_hospital_id", flat=True)
     )
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    for hospital_id in consulted:
-        async_to_sync(layer.group_send)(hospital_group(hospital_id), {"type": "notify", "payload": payload})
+    publish((hospital_group(hospital_id), {"type": "notify", "payload": payload}) for hospital_id in consulted)
 
 
 def lab_changed_many_forward(sender: object, *, payloads: dict[int, dict[str, object]], **kwargs: object) -> None:
@@ -66,7 +60,7 @@ def lab_changed_many_forward(sender: object, *, payloads: dict[int, dict[str, ob
     if layer is None or not consulted:
         return
 
-    async def send_all() -> None:
+    async def send_all() -> None:  # in order: a hospital's group may get several
         for patient_id, hospital_id in sorted(consulted):
             await layer.group_send(hospital_group(hospital_id), {"type": "notify", "payload": payloads[patient_id]})
 
@@ -101,8 +95,8 @@ def call_rung(call_id: int, *, origin: str = "", only: list[int] | None = None) 
     rings see it on whatever page they have open."""
     from consultations import calls
 
-    found, layer = _call_payloads(call_id), get_channel_layer()
-    if found is None or layer is None:
+    found = _call_payloads(call_id)
+    if found is None:
         return
     call, ring, callees = found
     view = calls.call_view(call) or {}
@@ -110,18 +104,17 @@ def call_rung(call_id: int, *, origin: str = "", only: list[int] | None = None) 
     until = max(call.ring_until, timezone.now() + timedelta(seconds=settings.CALL_RING_SECONDS))
     rung = {**ring, "state": "ringing", "until": until.isoformat()}
     lifetime = max(0, round((call.ring_until - call.started_at).total_seconds()))
-
-    async def send_all() -> None:
-        if only is None:
-            invite = {"v": 1, "type": "invite", "from": view["started_by"], "call": view, "lifetime": lifetime}
-            await layer.group_send(calls.room_group(call.consultation_id), _room(invite, origin))
-            if origin:
-                ringing = {"v": 1, "type": "ringing", "call": view, "ringing": len(callees)}
-                await layer.send(origin, {"type": "call.reply", "payload": ringing})
-        for user_id in only if only is not None else callees:
-            await layer.group_send(user_group(user_id), {"type": "notify", "payload": rung})
-
-    async_to_sync(send_all)()
+    groups: list[tuple[str, dict[str, Any]]] = []
+    replies = []
+    if only is None:
+        invite = {"v": 1, "type": "invite", "from": view["started_by"], "call": view, "lifetime": lifetime}
+        groups.append((calls.room_group(call.consultation_id), _room(invite, origin)))
+        if origin:
+            ringing = {"v": 1, "type": "ringing", "call": view, "ringing": len(callees)}
+            replies.append((origin, {"type": "call.reply", "payload": ringing}))
+    rung_people = callees if only is None else only
+    groups += [(user_group(user_id), {"type": "notify", "payload": rung}) for user_id in rung_people]
+    publish(groups, replies)
 
 
 def call_changed(call_id: int, kind: str, *, by: "User | None" = None, origin: str = "") -> None:
@@ -130,24 +123,28 @@ def call_changed(call_id: int, kind: str, *, by: "User | None" = None, origin: s
     consultation's pages refresh their call log."""
     from consultations import calls
 
-    found, layer = _call_payloads(call_id), get_channel_layer()
-    if found is None or layer is None:
+    found = _call_payloads(call_id)
+    if found is None:
         return
     call, ring, callees = found
     view = calls.call_view(call)
     message = {"v": 1, "type": kind, "from": calls.person(by) if by else None, "call": view}
     if call.end_reason:
         message["reason"] = call.end_reason
-
-    async def send_all() -> None:
-        await layer.group_send(calls.room_group(call.consultation_id), _room(message, origin))
-        if origin:
-            await layer.send(origin, {"type": "call.reply", "payload": {"v": 1, "type": "call", "call": view}})
-        for user_id in {*callees, call.started_by_id}:
-            await layer.group_send(user_group(user_id), {"type": "notify", "payload": ring})
-
-    async_to_sync(send_all)()
-    consultation_changed(call.consultation_id)
+    consultation = call.consultation
+    publish(
+        [
+            (calls.room_group(call.consultation_id), _room(message, origin)),
+            *((user_group(user_id), {"type": "notify", "payload": ring}) for user_id in {*callees, call.started_by_id}),
+            *_consultation_sends(
+                pk=consultation.pk,
+                state=consultation.state,
+                requesting_hospital_id=consultation.requesting_hospital_id,
+                consulted_hospital_id=consultation.consulted_hospital_id,
+            ),
+        ],
+        [(origin, {"type": "call.reply", "payload": {"v": 1, "type": "call", "call": view}})] if origin else [],
+    )
 
 
 def _room(payload: dict[str, Any], origin: str) -> dict[str, Any]:

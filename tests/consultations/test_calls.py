@@ -130,6 +130,13 @@ async def test_the_two_sides_ring_answer_and_exchange_offer_answer_and_candidate
     accepted = await _next(specialist, "accept")
     assert accepted["from"]["id"] == sides.clinician.pk and accepted["call"]["state"] == "active"
     assert (await _next(clinician, "call"))["call"]["state"] == "active"  # its own answer, not an echo
+    # The clinician's other pages stop ringing, and the consultation's pages refresh its call log.
+    events: dict[str, dict[str, Any]] = {}
+    while not {"call", "consultation"} <= events.keys():
+        event = await notifications.receive_json_from(timeout=WAIT)
+        events[event["kind"]] = event
+    assert events["call"]["state"] == "active"
+    assert events["consultation"] == {"kind": "consultation", "id": sides.consultation.pk, "state": "accepted"}
 
     await _send(specialist, type="signal", description={"type": "offer", "sdp": "v=0 offer"})
     offer = await _next(clinician, "signal")
