@@ -10,7 +10,7 @@ from channels.layers import get_channel_layer
 from django.db.models import Count
 from django.dispatch import Signal
 
-from hospitals.events import hospital_group
+from hospitals.events import hospital_group, publish
 
 # Sent with study_id, patient_id and payload; receivers push the payload to the groups they know of.
 study_changed_signal = Signal()
@@ -31,9 +31,7 @@ def study_changed(study_id: int) -> None:
     )
     counts = {status: grouped.get(status, 0) for status in Instance.Status.values}
     payload = {"kind": "study", "id": study["pk"], "patient": study["patient_id"], "instances": counts}
-    layer = get_channel_layer()
-    if layer is not None:
-        async_to_sync(layer.group_send)(hospital_group(study["hospital_id"]), {"type": "notify", "payload": payload})
+    _hospital_send(study["hospital_id"], payload)
     study_changed_signal.send(sender=Study, study_id=study_id, patient_id=study["patient_id"], payload=payload)
 
 
@@ -57,11 +55,7 @@ def recording_changed(recording_id: int) -> None:
         "recording_kind": recording["kind"],
         "status": recording["status"],
     }
-    layer = get_channel_layer()
-    if layer is not None:
-        async_to_sync(layer.group_send)(
-            hospital_group(recording["hospital_id"]), {"type": "notify", "payload": payload}
-        )
+    _hospital_send(recording["hospital_id"], payload)
     recording_changed_signal.send(
         sender=Recording, recording_id=recording_id, patient_id=recording["patient_id"], payload=payload
     )
@@ -74,9 +68,7 @@ lab_changed_many_signal = Signal()
 
 
 def _hospital_send(hospital_id: int, payload: dict[str, object]) -> None:
-    layer = get_channel_layer()
-    if layer is not None:
-        async_to_sync(layer.group_send)(hospital_group(hospital_id), {"type": "notify", "payload": payload})
+    publish([(hospital_group(hospital_id), {"type": "notify", "payload": payload})])
 
 
 def lab_results_changed_many(*, hospital_id: int, patient_ids: list[int]) -> None:

@@ -44,9 +44,7 @@ def publish(groups: Sends = (), channels: Sends = ()) -> None:
 
 def session_ended(user_id: int) -> None:
     """Close every open socket of a user (sent after a deactivation commits)."""
-    layer = get_channel_layer()
-    if layer is not None:
-        async_to_sync(layer.group_send)(user_group(user_id), {"type": "session.end"})
+    publish([(user_group(user_id), {"type": "session.end"})])
 
 
 def notifications_changed(user_ids: set[int]) -> None:
