@@ -8,10 +8,7 @@
 #                                                   # SERVER_VENV=path runs the server and the worker from
 #                                                   # another virtualenv (another Python build), the client not
 set -euo pipefail
-cd "$(dirname "$0")/.."
-export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/mhospital_bench}"
-export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/14}"
-export DEBUG=0 ALLOWED_HOSTS=127.0.0.1 LOG_LEVEL=WARNING MEDIA_ROOT="${MEDIA_ROOT:-$PWD/var/bench-media}"
+source "$(dirname "$0")/stow_setup.sh"  # cd, settings, a clean slate, $token and $patient
 PORT="${PORT:-8078}" WORKERS="${WORKERS:-3}" INSTANCES="${INSTANCES:-2000}" CONCURRENCY="${CONCURRENCY:-4}"
 BATCH="${BATCH:-10}" CELERY_CONCURRENCY="${CELERY_CONCURRENCY:-2}" SERVER_VENV="${SERVER_VENV:-.venv}"
 scratch="$(mktemp -d)"
@@ -19,26 +16,7 @@ pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$scratch"; }
 trap cleanup EXIT
 
-.venv/bin/python manage.py migrate --noinput >/dev/null
-# A clean slate of images each run: the bench database keeps its patients and consultations.
-.venv/bin/python manage.py shell --no-imports -c "
-from diagnostics.models import Study; from consultations.models import Consultation
-Consultation.studies.through.objects.all().delete(); Study.objects.all().delete()"
-rm -rf "$MEDIA_ROOT"
-# ... and no tasks left queued for them by a run that was stopped, or timed the upload only.
-.venv/bin/celery -A mhospital purge -f >/dev/null
-read -r token patient < <(.venv/bin/python manage.py shell --no-imports -c "
-from knox.models import AuthToken; from hospitals.models import User; from patients.models import Patient
-user = User.objects.get(username='bench.clinician')
-AuthToken.objects.filter(user=user).delete()  # the tokens of earlier runs
-patient = Patient.objects.filter(hospital=user.staff.hospital).order_by('pk').first()
-print(AuthToken.objects.create(user)[1], patient.record_number)")
-
-cat > "$scratch/orthanc.json" <<JSON
-{ "Name": "bench", "StorageDirectory": "$scratch/orthanc-db", "IndexDirectory": "$scratch/orthanc-db",
-  "HttpPort": 8042, "DicomPort": 4243, "RemoteAccessAllowed": false, "AuthenticationEnabled": false,
-  "Plugins": ["/usr/share/orthanc/plugins/libOrthancDicomWeb.so"], "DicomWeb": { "Enable": true, "Root": "/dicom-web/" } }
-JSON
+orthanc_config "$scratch/orthanc.json" 8042 4243 "$scratch/orthanc-db"
 Orthanc "$scratch/orthanc.json" >"$scratch/orthanc.log" 2>&1 &
 pids+=($!)
 "$SERVER_VENV/bin/uvicorn" mhospital.asgi:application --host 127.0.0.1 --port "$PORT" --workers "$WORKERS" \

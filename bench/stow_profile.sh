@@ -4,24 +4,8 @@
 # largest share printed; the server's CPU per instance (stow_bench.py's figure) beside it. 127.0.0.1 only.
 #   bash bench/stow_profile.sh          # INSTANCES=1000 CONCURRENCY=2; PROFILE=0 for the CPU figure alone
 set -euo pipefail
-cd "$(dirname "$0")/.."
-export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/mhospital_bench}"
-export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/14}"
-export DEBUG=0 ALLOWED_HOSTS=127.0.0.1 LOG_LEVEL=WARNING MEDIA_ROOT="${MEDIA_ROOT:-$PWD/var/bench-media}"
+source "$(dirname "$0")/stow_setup.sh"  # cd, settings, a clean slate, $token and $patient
 PORT="${PORT:-8079}" INSTANCES="${INSTANCES:-1000}" CONCURRENCY="${CONCURRENCY:-2}"
-mkdir -p var
-.venv/bin/python manage.py migrate --noinput >/dev/null
-.venv/bin/python manage.py shell --no-imports -c "
-from diagnostics.models import Study; from consultations.models import Consultation
-Consultation.studies.through.objects.all().delete(); Study.objects.all().delete()"
-rm -rf "$MEDIA_ROOT"
-.venv/bin/celery -A mhospital purge -f >/dev/null  # no worker runs here: the tasks are dropped at the end
-read -r token patient < <(.venv/bin/python manage.py shell --no-imports -c "
-from knox.models import AuthToken; from hospitals.models import User; from patients.models import Patient
-user = User.objects.get(username='bench.clinician')
-AuthToken.objects.filter(user=user).delete()  # the tokens of earlier runs
-patient = Patient.objects.filter(hospital=user.staff.hospital).order_by('pk').first()
-print(AuthToken.objects.create(user)[1], patient.record_number)")
 .venv/bin/uvicorn mhospital.asgi:application --host 127.0.0.1 --port "$PORT" --workers 1 --log-level warning \
   --no-access-log 2> var/bench-profile-server.log &
 server=$!
