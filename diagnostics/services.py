@@ -346,15 +346,13 @@ def _previews_write(instance: Instance, header: dicom.Header) -> tuple[int, np.n
 
 
 def storage_keep_once(name: str, content: bytes) -> None:
-    """Store bytes under a name made from their hash, once: if the name is taken, the same bytes are there.
-
-    Saved without asking first whether the name is taken: a new instance's name almost never is (the same
-    file again is found by its UID before this), and asking costs a look-up per file (a request, on S3)."""
-    saved = default_storage.save(name, ContentFile(content))
-    if saved != name:
-        # The same bytes are there already, kept for another hospital or stored by another request meanwhile
-        # (storage gave this copy another name): the name is the content, so keep theirs, drop the spare.
-        default_storage.delete(saved)
+    """Store bytes under a name made from their hash, once: if the name is taken, the same bytes are there."""
+    if not default_storage.exists(name):
+        saved = default_storage.save(name, ContentFile(content))
+        if saved != name:
+            # The same bytes arrived by another request meanwhile and took the name (storage gave this copy
+            # another one): the name is the content, so keep theirs and drop the spare copy.
+            default_storage.delete(saved)
 
 
 def storage_overwrite(name: str, content: bytes) -> None:
