@@ -8,8 +8,9 @@ import io
 import re
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableSequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -18,12 +19,13 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 from PIL import Image
 from pydicom.charset import default_encoding
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset, FileDataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.filewriter import correct_ambiguous_vr_element
 from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, iter_pixels
-from pydicom.tag import Tag
+from pydicom.tag import BaseTag
 from pydicom.uid import UID
 from pydicom.valuerep import AMBIGUOUS_VR, EXPLICIT_VR_LENGTH_32, VR
 from pydicom.values import converters
@@ -31,7 +33,8 @@ from pydicom.values import converters
 from diagnostics.archive import RATIO_FLOOR  # below it, no bomb whatever the ratio (as for ZIP entries)
 
 MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
-_SPECIFIC_CHARACTER_SET = Tag(0x0008, 0x0005)  # read in the default encoding, as it names the others
+# Read in the default encoding, as it names the others (a set: tags are found by hash, not compared in Python).
+_SPECIFIC_CHARACTER_SET = frozenset({0x00080005})
 # VRs whose value pydicom converts from the element's bytes alone: not a sequence, and not one whose VR is
 # looked up (UN) or depends on other elements (US or SS...).
 _PLAIN_VRS = frozenset(str(vr.value) for vr in converters if vr not in AMBIGUOUS_VR and vr not in (VR.SQ, VR.UN))
@@ -43,6 +46,7 @@ _NUMBER_SIZES = {
     for vr, converter in converters.items()
     if isinstance(converter, tuple) and str(vr.value) in _PLAIN_VRS
 }
+_TEXT_VRS = _PLAIN_VRS - _NUMBER_SIZES.keys()  # and the VRs kept as their bytes (OB, OW...) or read leniently (AT)
 _UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 # (7FE0,0010) OB with undefined length: how compressed pixel data always begins.
 _ENCAPSULATED_PIXEL_DATA = b"\xe0\x7f\x10\x00OB\x00\x00\xff\xff\xff\xff"
@@ -67,9 +71,57 @@ class Header:
     columns: int | None
     frames: int
 
+    def value(self, keyword: str) -> Any:
+        """The value `dataset.get(keyword)` gives, for a top-level element."""
+        return value_of(self.dataset, keyword)
+
     def text(self, keyword: str, limit: int = 64) -> str:
-        value = self.dataset.get(keyword)
+        value = self.value(keyword)
         return "" if value is None else str(value).strip()[:limit]
+
+    def pixel_spacing(self) -> str:
+        """Millimetres per pixel as "row\\column", from the image's calibration when it has one."""
+        for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+            value = self.value(keyword)
+            if value is not None and len(value) == 2 and all(float(v) > 0 for v in value):
+                return f"{float(value[0]):g}\\{float(value[1]):g}"
+        regions = self.dataset.get("SequenceOfUltrasoundRegions")
+        if regions:
+            region = regions[0]
+            # Physical units 3 = cm; the deltas are cm per pixel.
+            if region.get("PhysicalUnitsXDirection") == 3 and region.get("PhysicalUnitsYDirection") == 3:
+                dx, dy = float(region.get("PhysicalDeltaX", 0)), float(region.get("PhysicalDeltaY", 0))
+                if dx > 0 and dy > 0:
+                    return f"{abs(dy) * 10:g}\\{abs(dx) * 10:g}"
+        return ""
+
+
+def value_of(dataset: Dataset, keyword: str) -> Any:
+    """`dataset.get(keyword)` for a top-level element, converted from its bytes without storing the result.
+
+    The request path reads a score of values of each file once; `Dataset.get` finds an element through
+    attribute look-up and stores what it converts, which cost twice the conversion itself (a tenth of a
+    millisecond per file). Elements whose conversion depends on the data set (a sequence, a VR such as
+    "US or SS") are read the ordinary way."""
+    raw = dataset._dict.get(_tag(keyword))
+    if raw is None or not isinstance(raw, RawDataElement):
+        return None if raw is None else raw.value
+    element = convert_raw_data_element(raw, encoding=_charset(dataset), ds=dataset)
+    if element.VR == VR.SQ or element.VR in AMBIGUOUS_VR:
+        return dataset.get(keyword)
+    return element.value
+
+
+@cache
+def _tag(keyword: str) -> BaseTag:
+    tag = tag_for_keyword(keyword)
+    if tag is None:
+        raise KeyError(keyword)
+    return BaseTag(tag)
+
+
+def _charset(dataset: Dataset) -> str | MutableSequence[str]:
+    return dataset.original_character_set or dataset._character_set
 
 
 def header_read(data: bytes) -> Header:
@@ -138,17 +190,17 @@ def _header_of(data: bytes, dataset: FileDataset) -> Header:
     meta = dataset.file_meta
     syntax = str(meta.get("TransferSyntaxUID", "") or "")
     uids = {
-        "StudyInstanceUID": str(dataset.get("StudyInstanceUID", "") or ""),
-        "SeriesInstanceUID": str(dataset.get("SeriesInstanceUID", "") or ""),
-        "SOPInstanceUID": str(dataset.get("SOPInstanceUID", "") or meta.get("MediaStorageSOPInstanceUID", "")),
-        "SOPClassUID": str(dataset.get("SOPClassUID", "") or meta.get("MediaStorageSOPClassUID", "")),
+        "StudyInstanceUID": str(value_of(dataset, "StudyInstanceUID") or ""),
+        "SeriesInstanceUID": str(value_of(dataset, "SeriesInstanceUID") or ""),
+        "SOPInstanceUID": str(value_of(dataset, "SOPInstanceUID") or meta.get("MediaStorageSOPInstanceUID", "")),
+        "SOPClassUID": str(value_of(dataset, "SOPClassUID") or meta.get("MediaStorageSOPClassUID", "")),
         "TransferSyntaxUID": syntax,
     }
     for keyword, uid in uids.items():
         if not uid or len(uid) > 64 or not _UID.match(uid):
             raise DicomInvalid(_("The header has no valid %(keyword)s.") % {"keyword": keyword})
-    rows, columns = int_or_none(dataset.get("Rows")), int_or_none(dataset.get("Columns"))
-    frames = max(int_or_none(dataset.get("NumberOfFrames")) or 1, 1)
+    rows, columns = int_or_none(value_of(dataset, "Rows")), int_or_none(value_of(dataset, "Columns"))
+    frames = max(int_or_none(value_of(dataset, "NumberOfFrames")) or 1, 1)
     if "PixelData" in dataset:
         _pixel_data_check(dataset, UID(syntax), rows, columns, frames)
     return Header(
@@ -167,27 +219,29 @@ def _header_of(data: bytes, dataset: FileDataset) -> Header:
 def _values_check(dataset: Dataset) -> None:
     """Refuse what converting an element's value would refuse, as reading it would (sequences' items too).
 
-    Elements whose VR pydicom looks up or works out, and sequences, are converted as `Dataset.__getitem__`
-    does on a first read, without storing the values back (that bookkeeping cost more than the conversion,
-    and the request reads only a few). The other elements are only measured: for them a number's length is
-    all that converting checks."""
-    charset = dataset.original_character_set or dataset._character_set
-    # In the order of the tags, as iterating a data set goes (compared as numbers: pydicom's Tag compares in
-    # Python, which made the sort a tenth of this check).
-    for tag in sorted(dataset._dict, key=int):
-        raw = dataset._dict[tag]
-        if isinstance(raw, RawDataElement) and raw.VR in _PLAIN_VRS and tag != _SPECIFIC_CHARACTER_SET:
-            # An explicit VR of its own: converting could refuse only a number's length (the most of a
-            # header's elements, and the most of this check's cost when each was converted).
-            size, length = _NUMBER_SIZES.get(raw.VR), len(raw.value or b"")
-            if size and length % size:
+    Text of any VR is decoded with replacement and kept as read, whatever its bytes, and a binary number
+    can only have a length that is not a whole number of values (tests/diagnostics/test_dicom_values.py
+    holds pydicom to both): text is passed over and numbers are measured. Elements whose VR pydicom looks
+    up or works out, and sequences, are converted as `Dataset.__getitem__` does on a first read, without
+    storing the values back (that bookkeeping cost more than the conversion, and the request reads only a
+    few)."""
+    charset = _charset(dataset)
+    elements = dataset._dict
+    # The rest, in the order of the tags, as iterating a data set goes (compared as numbers: pydicom's Tag
+    # compares in Python).
+    rest = [tag for tag, raw in elements.items() if not isinstance(raw, RawDataElement) or raw.VR not in _TEXT_VRS]
+    for tag in sorted(rest, key=int):
+        raw = elements[tag]
+        if isinstance(raw, RawDataElement) and raw.VR in _NUMBER_SIZES:
+            size, length = _NUMBER_SIZES[raw.VR], len(raw.value or b"")
+            if length % size:
                 raise BytesLengthException(
                     f"the value of {raw.tag} ({raw.VR}) is {length} bytes long, not a multiple of {size}"
                 )
             continue
         if isinstance(raw, RawDataElement):
             element = convert_raw_data_element(
-                raw, encoding=default_encoding if tag == _SPECIFIC_CHARACTER_SET else charset, ds=dataset
+                raw, encoding=default_encoding if tag in _SPECIFIC_CHARACTER_SET else charset, ds=dataset
             )
             if element.VR == VR.SQ:
                 dataset._set_pixel_representation(element)
@@ -228,8 +282,8 @@ def int_or_none(value: Any) -> int | None:
 
 
 def _pixel_data_check(dataset: Dataset, syntax: UID, rows: int | None, columns: int | None, frames: int) -> None:
-    samples = int_or_none(dataset.get("SamplesPerPixel")) or 1
-    bits = int_or_none(dataset.get("BitsAllocated")) or 0
+    samples = int_or_none(value_of(dataset, "SamplesPerPixel")) or 1
+    bits = int_or_none(value_of(dataset, "BitsAllocated")) or 0
     if not rows or not columns or bits not in (1, 8, 16, 32, 64) or samples not in (1, 3):
         raise DicomInvalid(_("The image's size or bit depth in the header is missing or impossible."))
     decoded = rows * columns * frames * samples * max(bits, 8) // 8
@@ -293,23 +347,6 @@ def _fragment_count(pixels: bytes) -> int:
 
 
 # Rendering, in the worker only.
-
-
-def pixel_spacing(dataset: Dataset) -> str:
-    """Millimetres per pixel as "row\\column", from the image's calibration when it has one."""
-    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
-        value = dataset.get(keyword)
-        if value is not None and len(value) == 2 and all(float(v) > 0 for v in value):
-            return f"{float(value[0]):g}\\{float(value[1]):g}"
-    regions = dataset.get("SequenceOfUltrasoundRegions")
-    if regions:
-        region = regions[0]
-        # Physical units 3 = cm; the deltas are cm per pixel.
-        if region.get("PhysicalUnitsXDirection") == 3 and region.get("PhysicalUnitsYDirection") == 3:
-            dx, dy = float(region.get("PhysicalDeltaX", 0)), float(region.get("PhysicalDeltaY", 0))
-            if dx > 0 and dy > 0:
-                return f"{abs(dy) * 10:g}\\{abs(dx) * 10:g}"
-    return ""
 
 
 class RenderedFrame(NamedTuple):

@@ -141,13 +141,13 @@ def _instance_row(
         hospital_id=hospital_id,
         sop_instance_uid=header.sop_uid,
         sop_class_uid=header.sop_class_uid,
-        number=dicom.int_or_none(header.dataset.get("InstanceNumber")),
+        number=dicom.int_or_none(header.value("InstanceNumber")),
         rows=header.rows,
         columns=header.columns,
         frames=header.frames,
         transfer_syntax_uid=header.transfer_syntax_uid,
         photometric=header.text("PhotometricInterpretation", 16),
-        pixel_spacing=dicom.pixel_spacing(header.dataset),
+        pixel_spacing=header.pixel_spacing(),
         sha256=digest,
         file=name,
         size=len(data),
@@ -222,14 +222,13 @@ def _series_of(header: dicom.Header, hospital_id: int, patient: Patient) -> Seri
     """The series the image belongs to, its study and the series made when they are new. A new study gets
     its series without asking whether it exists (nothing can refer to a study before its commit): the
     statements a STOW request of a new study spends here fell from eleven to five."""
-    ds = header.dataset
     modality = header.text("Modality", 16)
     study, new_study = Study.objects.get_or_create(
         hospital_id=hospital_id,
         study_instance_uid=header.study_uid,
         defaults={
             "patient": patient,
-            "study_date": _date(ds.get("StudyDate")),
+            "study_date": _date(header.value("StudyDate")),
             "study_time": header.text("StudyTime", 16),
             "accession_number": header.text("AccessionNumber", 16),
             "study_id": header.text("StudyID", 16),
@@ -257,7 +256,7 @@ def _series_of(header: dicom.Header, hospital_id: int, patient: Patient) -> Seri
         "modality": modality,
         "body_part": header.text("BodyPartExamined"),
         "description": header.text("SeriesDescription"),
-        "number": dicom.int_or_none(ds.get("SeriesNumber")),
+        "number": dicom.int_or_none(header.value("SeriesNumber")),
     }
     if new_study:
         series = Series.objects.create(study=study, series_instance_uid=header.series_uid, **found)

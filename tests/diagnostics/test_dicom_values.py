@@ -3,10 +3,14 @@ binary number whose length is not a whole number of values. Should a pydicom rel
 bytes, these fail, and diagnostics.dicom._values_check must convert those VRs again."""
 
 import warnings
+from pathlib import Path
 
+import pydicom
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydicom.charset import convert_encodings
+from pydicom.data import get_charset_files, get_testdata_file
 from pydicom.dataelem import RawDataElement
 from pydicom.errors import BytesLengthException
 from pydicom.tag import Tag
@@ -29,7 +33,13 @@ with warnings.catch_warnings():
             ["NO SUCH CHARSET"],
         )
     ]
-TEXT_VRS = sorted(dicom._PLAIN_VRS - set(dicom._NUMBER_SIZES))
+TEXT_VRS = sorted(dicom._TEXT_VRS)
+# pydicom's own samples of what the readers meet: implicit VR, big endian, Japanese and Russian character
+# sets, sequences of undefined length, ultrasound, RT.
+SAMPLES = (
+    "CT_small.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm", "US1_UNCR.dcm", "examples_ybr_color.dcm",
+    "chrH31.dcm", "chrRuss.dcm", "chrX1.dcm", "rtplan.dcm", "emri_small_jpeg_2k_lossless.dcm", "ExplVR_BigEnd.dcm",
+)  # fmt: skip
 
 
 def _raw(vr: str, value: bytes, little_endian: bool) -> RawDataElement:
@@ -69,3 +79,37 @@ def test_the_check_covers_the_vrs_clinics_use() -> None:
     assert {"US", "SS", "UL", "SL", "FL", "FD"} <= set(dicom._NUMBER_SIZES)
     assert {"PN", "LO", "SH", "DS", "IS", "DA", "TM", "UI", "CS", "OB", "OW"} <= set(TEXT_VRS)
     assert not {"SQ", "UN"} & dicom._PLAIN_VRS
+
+
+# Top-level attributes the request path reads with dicom.value_of.
+KEYWORDS = (
+    "PatientID", "PatientName", "PatientBirthDate", "PatientSex", "StudyInstanceUID", "SeriesInstanceUID",
+    "SOPInstanceUID", "SOPClassUID", "StudyDate", "StudyTime", "AccessionNumber", "StudyID", "StudyDescription",
+    "ReferringPhysicianName", "Modality", "BodyPartExamined", "SeriesDescription", "SeriesNumber",
+    "InstanceNumber", "Rows", "Columns", "NumberOfFrames", "SamplesPerPixel", "BitsAllocated",
+    "PhotometricInterpretation", "PixelSpacing", "ImagerPixelSpacing", "SmallestImagePixelValue",
+    "SequenceOfUltrasoundRegions",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", SAMPLES)
+def test_value_of_reads_what_dataset_get_reads(name: str) -> None:
+    """Implicit and explicit VR, big endian, other character sets, sequences and "US or SS" values alike."""
+    path = get_testdata_file(name) or next(path for path in get_charset_files(name) if path.endswith(name))
+    fast, slow = pydicom.dcmread(path, force=True), pydicom.dcmread(path, force=True)
+    for keyword in KEYWORDS:
+        try:
+            expected = slow.get(keyword)
+        except Exception as exc:  # noqa: BLE001 - a damaged sample fails the same way both ways
+            with pytest.raises(type(exc)):
+                dicom.value_of(fast, keyword)
+            continue
+        assert dicom.value_of(fast, keyword) == expected, keyword
+
+
+def test_ultrasound_pixel_spacing_comes_from_the_region_calibration() -> None:
+    data = Path(str(get_testdata_file("examples_ybr_color.dcm"))).read_bytes()
+    header = dicom.header_read(data)
+    region = header.dataset.SequenceOfUltrasoundRegions[0]
+    assert "PixelSpacing" not in header.dataset
+    assert header.pixel_spacing() == f"{abs(region.PhysicalDeltaY) * 10:g}\\{abs(region.PhysicalDeltaX) * 10:g}"
