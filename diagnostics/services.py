@@ -84,7 +84,7 @@ def instances_store(
     uids = {header.sop_uid for _data, header in files}
     existing = {
         instance.sop_instance_uid: instance
-        for instance in Instance.objects.filter(hospital_id=hospital_id, sop_instance_uid__in=uids)
+        for instance in Instance.objects.filter(hospital_id=hospital_id, sop_instance_uid__in=uids).order_by()
     }
     patients = _patients_of([header for _data, header in files], hospital_id) if patient is None else {}
     series_of: dict[tuple[str, str, int], Series | ImagingRefused] = {}
@@ -204,7 +204,11 @@ def _same_or_conflict(existing: Instance, digest: str, data: bytes) -> Stored:
 def _patients_of(headers: list[dicom.Header], hospital_id: int) -> dict[str, Patient]:
     """The hospital's patients by the (upper-cased) record numbers in the headers' Patient ID."""
     records = {header.text("PatientID").upper() for header in headers} - {""}
-    found = Patient.objects.annotate(record=Upper("record_number")).filter(hospital_id=hospital_id, record__in=records)
+    found = (
+        Patient.objects.annotate(record=Upper("record_number"))
+        .filter(hospital_id=hospital_id, record__in=records)
+        .order_by()  # a look-up: the compiled ORDER BY cost a quarter of the query
+    )
     return {patient.record: patient for patient in found}
 
 

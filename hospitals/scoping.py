@@ -81,7 +81,10 @@ def membership_for(user: Any) -> Staff | None:
     remembered = _remembered.get()
     if remembered is not None and user.pk in remembered:
         return remembered[user.pk]
-    staff = Staff.objects.select_related("hospital").filter(user=user, deactivated_at__isnull=True).first()
+    # One membership per user: no ordering by Meta's names (a join to order one row).
+    staff = (
+        Staff.objects.select_related("hospital").filter(user=user, deactivated_at__isnull=True).order_by("pk").first()
+    )
     if remembered is not None:
         remembered[user.pk] = staff
     return staff
