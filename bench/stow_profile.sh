@@ -2,7 +2,7 @@
 # Where a STOW-RS request spends its CPU (issue 8's profile of the slowest path): one uvicorn process under
 # py-spy (samples of the threads holding the GIL), the bench's instances sent to it, the functions with the
 # largest share printed; the server's CPU per instance (stow_bench.py's figure) beside it. 127.0.0.1 only.
-#   bash bench/stow_profile.sh          # INSTANCES=1000 CONCURRENCY=2; PROFILE=0 for the CPU figure alone
+#   bash bench/stow_profile.sh          # INSTANCES=1000 CONCURRENCY=2 RATE=200 (samples a second); PROFILE=0 for the CPU figure alone
 set -euo pipefail
 source "$(dirname "$0")/stow_setup.sh"  # cd, settings, a clean slate, $token and $patient
 PORT="${PORT:-8079}" INSTANCES="${INSTANCES:-1000}" CONCURRENCY="${CONCURRENCY:-2}"
@@ -14,7 +14,7 @@ trap 'kill $server $spy 2>/dev/null; wait 2>/dev/null; .venv/bin/celery -A mhosp
 for _ in $(seq 120); do curl -s -o /dev/null "http://127.0.0.1:$PORT/accounts/login/" && break; sleep 0.5; done
 for _ in $(seq 20); do curl -s -o /dev/null "http://127.0.0.1:$PORT/accounts/login/"; done
 if [ "${PROFILE:-1}" = 1 ]; then
-  .venv/bin/py-spy record --pid "$server" --gil --rate 200 --format raw -o var/bench-profile.txt --nonblocking \
+  .venv/bin/py-spy record --pid "$server" --gil --rate ${RATE:-200} --format raw -o var/bench-profile.txt --nonblocking \
     >/dev/null 2>&1 &
   spy=$!
   sleep 1
