@@ -227,8 +227,8 @@ def _values_check(dataset: Dataset) -> None:
     few)."""
     charset = _charset(dataset)
     elements = dataset._dict
-    # The rest, in the order of the tags, as iterating a data set goes (compared as numbers: pydicom's Tag
-    # compares in Python).
+    # All but text, in the order of the tags, as iterating a data set goes (compared as numbers: pydicom's
+    # Tag compares in Python).
     rest = [tag for tag, raw in elements.items() if not isinstance(raw, RawDataElement) or raw.VR not in _TEXT_VRS]
     for tag in sorted(rest, key=int):
         raw = elements[tag]
