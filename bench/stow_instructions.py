@@ -45,7 +45,7 @@ def instructions(out_dir: Path, pid: int, send: Callable[[], None]) -> tuple[int
         dumps = set(out_dir.glob(f"*.{pid}.*")) - before
         texts = [dump.read_text(errors="replace") for dump in dumps]
         summary = [line for text in texts for line in text.splitlines() if line.startswith("summary:")]
-        if summary:
+        if summary and all("\ntotals:" in text for text in texts):  # totals: the last line, written last
             libraries: Counter[str] = Counter()
             for text in texts:
                 libraries.update(by_library(text))

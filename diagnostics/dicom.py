@@ -103,9 +103,14 @@ def value_of(dataset: Dataset, keyword: str) -> Any:
     attribute look-up and stores what it converts, which cost twice the conversion itself (a tenth of a
     millisecond per file). Elements whose conversion depends on the data set (a sequence, a VR such as
     "US or SS") are read the ordinary way."""
-    raw = dataset._dict.get(_tag(keyword))
+    tag = _tag(keyword)
+    if tag is None:  # a repeating group's keyword, whose tag pydicom finds by pattern
+        return dataset.get(keyword)
+    raw = dataset._dict.get(tag)
     if raw is None or not isinstance(raw, RawDataElement):
         return None if raw is None else raw.value
+    if raw.value is None and raw.length:  # left in the file (read with defer_size): Dataset.get reads it
+        return dataset.get(keyword)
     element = convert_raw_data_element(raw, encoding=_charset(dataset), ds=dataset)
     if element.VR == VR.SQ or element.VR in AMBIGUOUS_VR:
         return dataset.get(keyword)
@@ -113,11 +118,9 @@ def value_of(dataset: Dataset, keyword: str) -> Any:
 
 
 @cache
-def _tag(keyword: str) -> BaseTag:
+def _tag(keyword: str) -> BaseTag | None:
     tag = tag_for_keyword(keyword)
-    if tag is None:
-        raise KeyError(keyword)
-    return BaseTag(tag)
+    return None if tag is None else BaseTag(tag)
 
 
 def _charset(dataset: Dataset) -> str | MutableSequence[str]:

@@ -204,11 +204,7 @@ def _same_or_conflict(existing: Instance, digest: str, data: bytes) -> Stored:
 def _patients_of(headers: list[dicom.Header], hospital_id: int) -> dict[str, Patient]:
     """The hospital's patients by the (upper-cased) record numbers in the headers' Patient ID."""
     records = {header.text("PatientID").upper() for header in headers} - {""}
-    found = (
-        Patient.objects.annotate(record=Upper("record_number"))
-        .filter(hospital_id=hospital_id, record__in=records)
-        .order_by()  # a look-up: the compiled ORDER BY cost a quarter of the query
-    )
+    found = Patient.objects.annotate(record=Upper("record_number")).filter(hospital_id=hospital_id, record__in=records)
     return {patient.record: patient for patient in found}
 
 

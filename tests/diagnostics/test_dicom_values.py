@@ -107,6 +107,15 @@ def test_value_of_reads_what_dataset_get_reads(name: str) -> None:
         assert dicom.value_of(fast, keyword) == expected, keyword
 
 
+def test_value_of_reads_values_left_in_the_file_and_repeating_groups_as_dataset_get_does() -> None:
+    deferred = pydicom.dcmread(str(get_testdata_file("CT_small.dcm")), defer_size=16)
+    for keyword in ("PatientName", "StudyInstanceUID", "SOPClassUID", "PixelData", "Rows"):
+        assert dicom.value_of(deferred, keyword) == deferred.get(keyword), keyword
+    overlay = pydicom.dcmread(str(get_testdata_file("examples_overlay.dcm")))
+    assert dicom.value_of(overlay, "OverlayRows") == overlay.get("OverlayRows")  # no KeyError: found by pattern
+    assert dicom.value_of(overlay, "NoSuchKeyword") is None
+
+
 def test_ultrasound_pixel_spacing_comes_from_the_region_calibration() -> None:
     data = Path(str(get_testdata_file("examples_ybr_color.dcm"))).read_bytes()
     header = dicom.header_read(data)
