@@ -130,7 +130,10 @@ def main() -> None:
     parser.add_argument("--only", choices=["mhospital", "orthanc"], default=None)
     parser.add_argument("--cine", type=int, default=5, help="30-frame ultrasound loops to time one by one, idle")
     parser.add_argument("--previews", type=int, default=1, help="0: time the upload only, not the previews")
+    parser.add_argument("--rounds", type=int, default=1, help="more: the accept again, alternating, with medians")
     args = parser.parse_args()
+    if args.rounds > 1 and (args.previews or args.only):
+        parser.error("--rounds above 1 times the accept of both servers alone: give --previews 0 and no --only")
 
     datasets = corpus(args.instances, args.patient_id, args.per_study)
     megabytes = sum(len(d.PixelData) for d in datasets) / 2**20
@@ -139,14 +142,8 @@ def main() -> None:
     results: dict[str, dict[str, float]] = {}
 
     if args.only in (None, "orthanc"):
-        cpu = proc_cpu.snapshot()
-        seconds = stow(f"{args.orthanc}/dicom-web", {}, datasets, args.batch, args.concurrency)
-        spent = proc_cpu.snapshot()
-        results["orthanc"] = {
-            "accept_s": seconds,
-            "rate": len(datasets) / seconds,
-            "server_cpu_ms_per_instance": per_instance(spent, cpu, SERVERS["orthanc"], len(datasets)),
-        }
+        results["orthanc"] = orthanc_accept(args, datasets)
+        seconds = results["orthanc"]["accept_s"]
         if args.previews:
             ids = requests.get(f"{args.orthanc}/instances", timeout=60).json()
             session = requests.Session()
@@ -164,22 +161,8 @@ def main() -> None:
         from diagnostics.models import Instance
 
         before = Instance.objects.filter(status=Instance.Status.READY).count()
-        cpu = proc_cpu.snapshot()
-        seconds = stow(
-            f"{args.mhospital}/dicom-web",
-            {"Authorization": f"Token {args.token}"},
-            datasets,
-            args.batch,
-            args.concurrency,
-        )
-        spent = proc_cpu.snapshot()
-        results["mhospital"] = {
-            "accept_s": seconds,
-            "rate": len(datasets) / seconds,
-            "server_cpu_ms_per_instance": per_instance(spent, cpu, SERVERS["mhospital"], len(datasets)),
-            "of_which_database_ms_per_instance": per_instance(spent, cpu, (DATABASE,), len(datasets)),
-            "worker_cpu_during_accept_s": spent.of(patterns=WORKER) - cpu.of(patterns=WORKER),
-        }
+        results["mhospital"] = mhospital_accept(args, datasets)
+        seconds = results["mhospital"]["accept_s"]
         if args.previews:
             waited = wait_until(
                 lambda: Instance.objects.filter(status__in=["ready", "failed"]).count() - before >= len(datasets),
@@ -200,6 +183,56 @@ def main() -> None:
         )
         if args.previews:
             print(f"time to all previews ratio M-Hospital / Orthanc: {ours['previewed_s'] / peer['previewed_s']:.2f}")
+        if args.rounds > 1:
+            rounds_compare(args, ours, peer)
+
+
+def orthanc_accept(args: argparse.Namespace, datasets: list[Dataset]) -> dict[str, float]:
+    cpu = proc_cpu.snapshot()
+    seconds = stow(f"{args.orthanc}/dicom-web", {}, datasets, args.batch, args.concurrency)
+    spent = proc_cpu.snapshot()
+    return {
+        "accept_s": seconds,
+        "rate": len(datasets) / seconds,
+        "server_cpu_ms_per_instance": per_instance(spent, cpu, SERVERS["orthanc"], len(datasets)),
+    }
+
+
+def mhospital_accept(args: argparse.Namespace, datasets: list[Dataset]) -> dict[str, float]:
+    headers = {"Authorization": f"Token {args.token}"}
+    cpu = proc_cpu.snapshot()
+    seconds = stow(f"{args.mhospital}/dicom-web", headers, datasets, args.batch, args.concurrency)
+    spent = proc_cpu.snapshot()
+    return {
+        "accept_s": seconds,
+        "rate": len(datasets) / seconds,
+        "server_cpu_ms_per_instance": per_instance(spent, cpu, SERVERS["mhospital"], len(datasets)),
+        "of_which_database_ms_per_instance": per_instance(spent, cpu, (DATABASE,), len(datasets)),
+        "worker_cpu_during_accept_s": spent.of(patterns=WORKER) - cpu.of(patterns=WORKER),
+    }
+
+
+def rounds_compare(args: argparse.Namespace, ours: dict[str, float], peer: dict[str, float]) -> None:
+    """More rounds of the accept alone, the two servers alternating, each round with new UIDs: the ratios
+    of each round and their median. On a shared machine one pair of runs moves by a tenth or more."""
+    pairs = [(ours, peer)]
+    for _ in range(args.rounds - 1):
+        datasets = corpus(args.instances, args.patient_id, args.per_study)
+        peer_round = orthanc_accept(args, datasets)
+        pairs.append((mhospital_accept(args, datasets), peer_round))
+    rates = [mine["rate"] / theirs["rate"] for mine, theirs in pairs]
+    cpus = [mine["server_cpu_ms_per_instance"] / theirs["server_cpu_ms_per_instance"] for mine, theirs in pairs]
+    for n, (mine, theirs) in enumerate(pairs, start=1):
+        print(
+            f"round {n}: Orthanc {theirs['rate']:.0f} inst/s, {theirs['server_cpu_ms_per_instance']:.2f} ms CPU; "
+            f"M-Hospital {mine['rate']:.0f} inst/s, {mine['server_cpu_ms_per_instance']:.2f} ms CPU "
+            f"(PostgreSQL {mine['of_which_database_ms_per_instance']:.2f}); rate ratio {rates[n - 1]:.2f}"
+        )
+    print(
+        f"over {len(pairs)} rounds, accept rate ratio M-Hospital / Orthanc: median {statistics.median(rates):.2f} "
+        f"({min(rates):.2f}–{max(rates):.2f}); server CPU ratio: median {statistics.median(cpus):.2f} "
+        f"({min(cpus):.2f}–{max(cpus):.2f})"
+    )
 
 
 if __name__ == "__main__":
