@@ -11,13 +11,13 @@
 #                                                   # SERVER_VENV=path runs the server and the worker from
 #                                                   # another virtualenv (another Python build), the client not
 set -euo pipefail
-source "$(dirname "$0")/stow_setup.sh"  # cd, settings, a clean slate, $token and $patient
-PORT="${PORT:-8078}" WORKERS="${WORKERS:-3}" INSTANCES="${INSTANCES:-2000}" CONCURRENCY="${CONCURRENCY:-4}"
-BATCH="${BATCH:-10}" CELERY_CONCURRENCY="${CELERY_CONCURRENCY:-2}" SERVER_VENV="${SERVER_VENV:-.venv}"
 if [ "${WORKER:-1}" != 1 ] && { [ "${PREVIEWS:-1}" != 0 ] || [ "${CINE:-5}" != 0 ]; }; then
   echo "WORKER=0 renders nothing: give PREVIEWS=0 CINE=0 as well" >&2
   exit 2
 fi
+source "$(dirname "$0")/stow_setup.sh"  # cd, settings, a clean slate, $token and $patient
+PORT="${PORT:-8078}" WORKERS="${WORKERS:-3}" INSTANCES="${INSTANCES:-2000}" CONCURRENCY="${CONCURRENCY:-4}"
+BATCH="${BATCH:-10}" CELERY_CONCURRENCY="${CELERY_CONCURRENCY:-2}" SERVER_VENV="${SERVER_VENV:-.venv}"
 scratch="$(mktemp -d)"
 pids=()
 cleanup() {
