@@ -84,15 +84,20 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Under ASGI, Django runs the chain down to the last synchronous-only middleware (the project's own) in
+    # a thread, and the rest in the event loop. There, a MiddlewareMixin middleware moves each of its
+    # process_request and process_response calls into the thread and back, 0.12 ms of CPU a move. So these
+    # three come before the project's own, and only Axes, natively async, runs in the loop: 0.3–0.5 ms less
+    # CPU per request (bench/BENCHMARKS.md; tests/mhospital/test_settings.py holds the chain to it).
+    "django_htmx.middleware.HtmxMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "hospitals.middleware.IdleTimeoutMiddleware",
     "hospitals.middleware.UploadLimitMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "hospitals.middleware.EndedSessionMiddleware",
     "hospitals.middleware.AccountGateMiddleware",
     "hospitals.middleware.HospitalTimezoneMiddleware",
-    "django_htmx.middleware.HtmxMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Axes must come last: it turns a locked-out login attempt into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -390,6 +395,11 @@ ATTACHMENT_MAX_BYTES = env.int("ATTACHMENT_MAX_BYTES", default=20 * 2**20)
 MAX_REQUEST_BYTES = env.int("MAX_REQUEST_BYTES", default=25 * 2**20)
 # DICOMweb STOW-RS carries whole studies from machines on the hospital network.
 DICOMWEB_MAX_REQUEST_BYTES = env.int("DICOMWEB_MAX_REQUEST_BYTES", default=1024 * 2**20)
+# A request body up to this size is held in memory, past it in a temporary file: a STOW-RS request of
+# ten images (2–3 MB) and a browser upload's chunk (at most 8 MB) stay in memory. Django's 2.5 MB
+# default put a STOW request on disk, a temporary file made, filled, read twice and deleted: 1.2 ms of
+# the server's CPU per request (bench/BENCHMARKS.md). Each request being read holds this much at most.
+FILE_UPLOAD_MAX_MEMORY_SIZE = env.int("FILE_UPLOAD_MAX_MEMORY_SIZE", default=10 * 2**20)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

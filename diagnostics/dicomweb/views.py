@@ -157,9 +157,9 @@ def _dicom_json(body: Any, status_code: int = 200) -> HttpResponse:
 
 
 def _body_file(request: HttpRequest) -> BinaryIO:
-    """The request body as a file that can be read twice (find the parts, then store them) without being
-    held in memory. Django's ASGI handler has already spooled it into a temporary file: that one is used
-    as it is. Anything else (WSGI) is copied into one."""
+    """The request body as a file that can be read twice (find the parts, then store them): in memory up to
+    FILE_UPLOAD_MAX_MEMORY_SIZE, past it on disk. Django's ASGI handler has already spooled it so: that
+    spool is used as it is. Anything else (WSGI) is copied into one."""
     stream = getattr(request, "_stream", None)
     if stream is not None and getattr(stream, "seekable", lambda: False)() and stream.tell() == 0:
         return stream

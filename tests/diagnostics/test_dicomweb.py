@@ -3,6 +3,7 @@ API token, real files from real modalities, and the refusals a sender must be ab
 
 import io
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -83,9 +84,12 @@ def dicomweb(asgi_server: str, login: Callable[[User], Client]) -> Callable[...,
 # STOW-RS.
 
 
+@pytest.mark.parametrize("body_held", ["in memory", "on disk"])
 def test_a_modality_stores_a_study_in_chunks_and_gets_the_very_bytes_back(
-    network_a: Network, dicomweb: Callable[..., DICOMwebClient]
+    body_held: str, settings: Any, network_a: Network, dicomweb: Callable[..., DICOMwebClient]
 ) -> None:
+    if body_held == "on disk":  # a body past the in-memory limit is spooled to a temporary file first
+        settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
     clinician = StaffFactory(hospital=network_a.regional).user
     patient = PatientFactory(hospital=network_a.regional)
     study_uid = generate_uid()
