@@ -17,6 +17,7 @@ benches=(
   "audit|.venv/bin/python bench/audit_chain.py|^\\|"
   "worklist|bash bench/worklist_bench.sh|Aggregated|server errors"
   "stow|bash bench/stow_bench.sh|ratio|\"rate\"|cpu|previewed_s|median|instances,"
+  "request|bash bench/request_cost.sh|ms of server CPU|a body of"
   "qido|bash bench/qido_bench.sh|studies +p50"
   "hl7|bash bench/hl7_bench.sh|obs|msg|p50|p95|server errors"
   "signalling|bash bench/signalling_bench.sh|p99|lost|KB|msg/s|errors"

@@ -396,9 +396,10 @@ MAX_REQUEST_BYTES = env.int("MAX_REQUEST_BYTES", default=25 * 2**20)
 # DICOMweb STOW-RS carries whole studies from machines on the hospital network.
 DICOMWEB_MAX_REQUEST_BYTES = env.int("DICOMWEB_MAX_REQUEST_BYTES", default=1024 * 2**20)
 # A request body up to this size is held in memory, past it in a temporary file: a STOW-RS request of
-# ten images (2–3 MB) and a browser upload's chunk (at most 8 MB) stay in memory. Django's 2.5 MB
-# default put a STOW request on disk, a temporary file made, filled, read twice and deleted: 1.2 ms of
-# the server's CPU per request (bench/BENCHMARKS.md). Each request being read holds this much at most.
+# ten images (up to 5.5 MB in the bench) and a browser upload's chunk (at most 8 MB) stay in memory. With
+# Django's 2.5 MB a third of the bench's STOW requests went to disk, a file made, filled, read twice and
+# deleted: 1–1.5 ms more of the server's CPU each (bench/BENCHMARKS.md). A request being read holds at
+# most this much.
 FILE_UPLOAD_MAX_MEMORY_SIZE = env.int("FILE_UPLOAD_MAX_MEMORY_SIZE", default=10 * 2**20)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

@@ -1,0 +1,77 @@
+"""The server's CPU per request, outside the STOW view and with it: one uvicorn process, one request at a time.
+
+    bash bench/request_cost.sh            # starts the server, runs this, stops it
+
+Three kinds of request to POST /dicom-web/studies with an API token, in turns, each kind REPEAT times a round:
+refused at once for its media type with a 100-byte body (the fixed cost: uvicorn, Django's ASGI handler, the
+middleware, DRF and the token), refused the same way with the 3 MB body of ten images (the same plus
+receiving the body), and stored (a STOW-RS request of ten new images). The CPU is the server process's own,
+from /proc (PostgreSQL not counted). 127.0.0.1 only; a fixed number of requests; stops by itself.
+"""
+
+import argparse
+import io
+import statistics
+
+import proc_cpu  # bench/, beside this script
+import requests
+from pydicom.filewriter import dcmwrite
+from stow_bench import corpus
+
+BOUNDARY = b"request-cost-boundary"
+
+
+def bodies(count: int, patient_id: str) -> list[bytes]:
+    """STOW-RS bodies of ten new instances each, as dicomweb-client sends them."""
+    out = []
+    datasets = corpus(count, patient_id, 20)
+    for start in range(0, count, 10):
+        parts = []
+        for dataset in datasets[start : start + 10]:
+            buffer = io.BytesIO()
+            dcmwrite(buffer, dataset, enforce_file_format=True)
+            parts.append(
+                b"--" + BOUNDARY + b"\r\nContent-Type: application/dicom\r\n\r\n" + buffer.getvalue() + b"\r\n"
+            )
+        out.append(b"".join(parts) + b"--" + BOUNDARY + b"--")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--token", required=True)
+    parser.add_argument("--patient-id", required=True)
+    parser.add_argument("--pid", type=int, required=True, help="the uvicorn process")
+    parser.add_argument("--repeat", type=int, default=60, help="requests of each kind per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    session = requests.Session()
+    session.headers["Authorization"] = f"Token {args.token}"
+    stow_type = f'multipart/related; type="application/dicom"; boundary={BOUNDARY.decode()}'
+    big = bodies(10, args.patient_id)[0]
+    costs: dict[str, list[float]] = {"refused, 100 bytes": [], "refused, 10 images": [], "stored, 10 images": []}
+    for _ in range(args.rounds):
+        stored = bodies(10 * args.repeat, args.patient_id)  # new UIDs each round
+        for kind, content_type, sent in (
+            ("refused, 100 bytes", "text/plain", [b"x" * 100] * args.repeat),
+            ("refused, 10 images", "text/plain", [big] * args.repeat),
+            ("stored, 10 images", stow_type, stored),
+        ):
+            before = proc_cpu.snapshot().of(roots=[args.pid])
+            for body in sent:
+                answer = session.post(
+                    f"{args.url}/dicom-web/studies", data=body, headers={"Content-Type": content_type}
+                )
+                assert answer.status_code == (200 if kind.startswith("stored") else 415), answer.text[:300]
+            costs[kind].append((proc_cpu.snapshot().of(roots=[args.pid]) - before) * 1000 / len(sent))
+    print(
+        f"a body of ten images: {len(big) / 2**20:.2f} MB; /proc counts CPU in 10 ms ticks: ±{10 / args.repeat:.2f} ms"
+    )
+    for kind, figures in costs.items():
+        each = ", ".join(f"{figure:.2f}" for figure in figures)
+        print(f"{kind}: median {statistics.median(figures):.2f} ms of server CPU per request ({each})")
+
+
+if __name__ == "__main__":
+    main()
