@@ -3,10 +3,11 @@
     bash bench/request_cost.sh            # starts the server, runs this, stops it
 
 Three kinds of request to POST /dicom-web/studies with an API token, in turns, each kind REPEAT times a round:
-refused at once for its media type with a 100-byte body (the fixed cost: uvicorn, Django's ASGI handler, the
-middleware, DRF and the token), refused the same way with the 3 MB body of ten images (the same plus
-receiving the body), and stored (a STOW-RS request of ten new images). The CPU is the server process's own,
-from /proc (PostgreSQL not counted). 127.0.0.1 only; a fixed number of requests; stops by itself.
+refused at once for its media type with a 100-byte body (the fixed cost: uvicorn, Django's ASGI handler,
+the middleware, DRF, the token and the user's membership), refused the same way with the 3 MB body of ten
+images (the same plus receiving the body), and stored (a STOW-RS request of ten new images). The CPU is the
+server process's own, from /proc (PostgreSQL not counted). 127.0.0.1 only; a fixed number of requests;
+stops by itself.
 """
 
 import argparse

@@ -87,8 +87,8 @@ MIDDLEWARE = [
     # Under ASGI, Django runs the chain down to the last synchronous-only middleware (the project's own) in
     # a thread, and the rest in the event loop. There, a MiddlewareMixin middleware moves each of its
     # process_request and process_response calls into the thread and back, 0.12 ms of CPU a move. So these
-    # three come before the project's own, and only Axes, natively async, runs in the loop: 0.3–0.5 ms less
-    # CPU per request (bench/BENCHMARKS.md; tests/mhospital/test_settings.py holds the chain to it).
+    # three come before the project's own, and only Axes, natively async, runs in the loop. That saves three
+    # moves per request, about 0.36 ms (bench/BENCHMARKS.md; tests/mhospital/test_settings.py holds to it).
     "django_htmx.middleware.HtmxMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -398,8 +398,8 @@ DICOMWEB_MAX_REQUEST_BYTES = env.int("DICOMWEB_MAX_REQUEST_BYTES", default=1024 
 # A request body up to this size is held in memory, past it in a temporary file: a STOW-RS request of
 # ten images (up to 5.5 MB in the bench) and a browser upload's chunk (at most 8 MB) stay in memory. With
 # Django's 2.5 MB a third of the bench's STOW requests went to disk, a file made, filled, read twice and
-# deleted: 1–1.5 ms more of the server's CPU each (bench/BENCHMARKS.md). A request being read holds at
-# most this much.
+# deleted: about 1 ms more of the server's CPU each (bench/BENCHMARKS.md). Each request may hold this much
+# in memory, and it is read before it is authenticated; a form's files are copied out of it (twice that).
 FILE_UPLOAD_MAX_MEMORY_SIZE = env.int("FILE_UPLOAD_MAX_MEMORY_SIZE", default=10 * 2**20)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
