@@ -1,9 +1,10 @@
 """A request body limit enforced while the body arrives, before Django reads it.
 
-Django's ASGI handler spools the whole body (to disk past FILE_UPLOAD_MAX_MEMORY_SIZE) before any middleware runs, so a
-Content-Length check in a Django middleware comes too late for a body sent in chunks without one: a
-client could fill the server's disk. This wraps the ASGI application: a declared length over the limit
-is answered 413 at once, and an undeclared one is cut off the moment it passes the limit.
+Django's ASGI handler spools the whole body (to disk past FILE_UPLOAD_MAX_MEMORY_SIZE) before any
+middleware runs, so a Content-Length check in a Django middleware comes too late for a body sent in
+chunks without one: a client could fill the server's disk. This wraps the ASGI application: a declared
+length over the limit is answered 413 at once, and an undeclared one is cut off the moment it passes the
+limit.
 """
 
 import asyncio
