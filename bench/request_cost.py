@@ -16,26 +16,28 @@ import statistics
 
 import proc_cpu  # bench/, beside this script
 import requests
+from pydicom.dataset import Dataset
 from pydicom.filewriter import dcmwrite
 from stow_bench import corpus
 
-BOUNDARY = b"request-cost-boundary"
+from diagnostics.dicomweb.multipart import multipart_write
+
+BOUNDARY = "request-cost-boundary"
 
 
 def bodies(count: int, patient_id: str) -> list[bytes]:
-    """STOW-RS bodies of ten new instances each, as dicomweb-client sends them."""
-    out = []
+    """STOW-RS bodies of ten new instances each (multipart/related, one DICOM file a part)."""
     datasets = corpus(count, patient_id, 20)
-    for start in range(0, count, 10):
-        parts = []
-        for dataset in datasets[start : start + 10]:
-            buffer = io.BytesIO()
-            dcmwrite(buffer, dataset, enforce_file_format=True)
-            parts.append(
-                b"--" + BOUNDARY + b"\r\nContent-Type: application/dicom\r\n\r\n" + buffer.getvalue() + b"\r\n"
-            )
-        out.append(b"".join(parts) + b"--" + BOUNDARY + b"--")
-    return out
+    return [
+        b"".join(multipart_write([("application/dicom", [_file(d)]) for d in datasets[i : i + 10]], BOUNDARY))
+        for i in range(0, count, 10)
+    ]
+
+
+def _file(dataset: Dataset) -> bytes:
+    buffer = io.BytesIO()
+    dcmwrite(buffer, dataset, enforce_file_format=True)
+    return buffer.getvalue()
 
 
 def main() -> None:
@@ -49,7 +51,7 @@ def main() -> None:
     args = parser.parse_args()
     session = requests.Session()
     session.headers["Authorization"] = f"Token {args.token}"
-    stow_type = f'multipart/related; type="application/dicom"; boundary={BOUNDARY.decode()}'
+    stow_type = f'multipart/related; type="application/dicom"; boundary={BOUNDARY}'
     big = bodies(10, args.patient_id)[0]
     costs: dict[str, list[float]] = {"refused, 100 bytes": [], "refused, 10 images": [], "stored, 10 images": []}
     for _ in range(args.rounds):
