@@ -7,6 +7,10 @@ import warnings
 
 from django.core.asgi import get_asgi_application
 
+from mhospital.memory import malloc_keep_freed
+
+# Before anything large is allocated: each request's body is then kept for the next one (mhospital/memory.py).
+malloc_keep_freed()
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mhospital.settings")
 # WhiteNoise serves static files with a synchronous iterator; Django adapts it, correctly, and warns per file.
 warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume synchronous iterators")
