@@ -161,6 +161,7 @@ _UNREADABLE = (
     struct.error,  # a value's length cut off after its VR
     zlib.error,  # a damaged deflated data set
     AttributeError,  # an ambiguous VR whose deciding element is missing ("Failed to resolve ambiguous VR")
+    RecursionError,  # sequences nested hundreds deep, which pydicom reads by recursion
 )
 
 

@@ -41,30 +41,43 @@ _NOT_EXPLICIT_LITTLE = (ImplicitVRLittleEndian, ExplicitVRBigEndian, DeflatedExp
 _SPECIFIC_CHARACTER_SET = 0x00080005
 _UNDEFINED = 0xFFFFFFFF
 _ITEM_GROUP = 0xFFFE  # items and delimiters: none belongs at the top level of a data set
+_ITEM_DELIMITER = b"\xfe\xff\x0d\xe0"  # (FFFE,E00D), little endian
+_DEFLATED = DeflatedExplicitVRLittleEndian.encode()
+_META_SCAN = 4096  # where the file meta group, and so its Transfer Syntax UID, ends in any sender's file
 
 
 def dataset_read(data: bytes) -> FileDataset:
-    """What `pydicom.dcmread(io.BytesIO(data))` returns."""
+    """What `pydicom.dcmread(io.BytesIO(data))` returns (short of the interpreter's recursion limit, which
+    pydicom meets in deeply nested sequences at a depth that depends on its caller's)."""
+    if _DEFLATED in data[:_META_SCAN]:  # pydicom inflates the whole data set to read it: no walk to gain
+        return pydicom.dcmread(io.BytesIO(data))
     fp = io.BytesIO(data)
     # The preamble, the file meta group and any command group, read by pydicom and stopped at the data
-    # set's first element, where `fp` is left (when a whole element header follows: pydicom reads on past
-    # a shorter rest without stepping back).
-    dataset = read_partial(fp, stop_when=lambda _tag, _vr, _length: True)
+    # set's first element, where `fp` is left: unless fewer than 8 bytes follow, or an item delimiter,
+    # which pydicom's element reader takes as the end without stepping back (and, after two such in
+    # front of it, dcmread reads an empty data set). Those go to dcmread.
+    try:
+        dataset = read_partial(fp, stop_when=lambda _tag, _vr, _length: True)
+    except Exception:  # noqa: BLE001 - a damaged preamble or file meta group: dcmread fails its own way
+        return pydicom.dcmread(io.BytesIO(data))
     start = fp.tell()
     syntax = dataset.file_meta.get("TransferSyntaxUID")
     if (
         config.debugging
         or len(data) - start < 8
+        or data[start - 8 : start - 4] == _ITEM_DELIMITER
         or syntax is None
         or syntax in _NOT_EXPLICIT_LITTLE
         or syntax in PrivateTransferSyntaxes
         or len(dataset._dict)  # a command group
         or not _explicit_vr_at(data, start)  # pydicom would switch to implicit VR
     ):
+        del dataset, fp
         return pydicom.dcmread(io.BytesIO(data))
     try:
         elements = _elements_walk(data, start)
     except Exception:  # noqa: BLE001 - pydicom's reader failed on a damaged element: dcmread fails its own way
+        del dataset, fp
         return pydicom.dcmread(io.BytesIO(data))
     dataset._dict.update(elements)
     # The encoding dcmread records; reading the character set converts that element, as dcmread's does.

@@ -5,6 +5,7 @@ the security tests keep, and copies of the samples cut short or with bytes overw
 
 import io
 import random
+import struct
 import warnings
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,11 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 
 from diagnostics import dicom, dicom_read
+from tests.conftest import dicom_bytes
 
 FUZZ_INPUTS = Path(__file__).resolve().parents[1] / "security" / "fuzz_inputs" / "dicom"
+ITEM_DELIMITER = b"\xfe\xff\x0d\xe0\x00\x00\x00\x00"  # (FFFE,E00D), length 0
+SEQUENCE_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"  # (FFFE,E0DD)
 
 
 def _part10_files() -> list[Path]:
@@ -106,9 +110,9 @@ def test_a_damaged_file_fails_or_reads_as_with_pydicom(path: Path) -> None:
 
 
 @pytest.mark.parametrize("seed", range(8))
-def test_samples_cut_short_or_overwritten_read_as_with_pydicom(seed: int) -> None:
-    """A file cut anywhere, or with a few bytes overwritten anywhere after its preamble (a length, a VR, a
-    tag or a value), makes both readers do the same thing."""
+def test_samples_cut_short_overwritten_or_with_bytes_put_in_read_as_with_pydicom(seed: int) -> None:
+    """A file cut anywhere, with a few bytes overwritten after its preamble (a length, a VR, a tag or a
+    value), or with an element header or an item delimiter put in, makes both readers do the same thing."""
     chance = random.Random(seed)
     explicit_little = [path for path in SAMPLES if _syntax(path) != "1.2.840.10008.1.2"]
     for path in chance.sample(explicit_little, 12):
@@ -117,6 +121,42 @@ def test_samples_cut_short_or_overwritten_read_as_with_pydicom(seed: int) -> Non
         for _ in range(25):
             mutated = bytearray(data[: chance.randrange(start, len(data) + 1)] if chance.random() < 0.3 else data)
             for _ in range(chance.randint(1, 4)):
-                if len(mutated) > start:
-                    mutated[chance.randrange(start, len(mutated))] = chance.randrange(256)
+                if len(mutated) <= start:
+                    break
+                at = chance.randrange(start, len(mutated))
+                if chance.random() < 0.2:
+                    mutated[at:at] = chance.choice([ITEM_DELIMITER, SEQUENCE_DELIMITER, chance.randbytes(8)])
+                else:
+                    mutated[at] = chance.randrange(256)
             _same(_read(dicom_read.dataset_read, bytes(mutated)), _read(_pydicom, bytes(mutated)))
+
+
+@pytest.mark.parametrize("delimiters", [1, 2, 3, 4])
+def test_item_delimiters_before_the_data_set_read_as_with_pydicom(delimiters: int) -> None:
+    """pydicom's file meta and command group readers each take one item delimiter as their end, and a third
+    ends the data set before its first element: dcmread then reads no element at all, and neither may the
+    header check (which would otherwise pass a data set that every later reader sees empty)."""
+    data = _file_of(dicom_bytes("CT_small.dcm"), ITEM_DELIMITER * delimiters)
+    ours, pydicoms = _read(dicom_read.dataset_read, data), _read(_pydicom, data)
+    _same(ours, pydicoms)
+    if delimiters >= 3:
+        assert ours[0] == "read" and not ours[1]._dict
+        with pytest.raises(dicom.DicomInvalid):
+            dicom.header_read(data)
+
+
+def test_sequences_nested_hundreds_deep_are_refused_with_a_reason() -> None:
+    """pydicom reads nested sequences by recursion: a 14 KB file nests them past the interpreter's limit."""
+    sequence = struct.pack("<HH2sHL", 0x0040, 0x0275, b"SQ", 0, 0xFFFFFFFF)  # Request Attributes Sequence
+    item, item_end = struct.pack("<HHL", 0xFFFE, 0xE000, 0xFFFFFFFF), ITEM_DELIMITER
+    sequence_end = SEQUENCE_DELIMITER
+    nested = (sequence + item) * 400 + (item_end + sequence_end) * 400
+    data = _file_of(dicom_bytes("CT_small.dcm"), b"", tail=nested)
+    with pytest.raises(dicom.DicomInvalid, match="recursion"):
+        dicom.header_read(data)
+
+
+def _file_of(sample: bytes, before: bytes, tail: bytes = b"") -> bytes:
+    """The sample with `before` put between its file meta group and its data set, `tail` after that."""
+    start = dicom._meta_end(sample)
+    return sample[:start] + before + sample[start:] + tail
