@@ -14,6 +14,7 @@ from functools import cache
 from typing import Any, NamedTuple
 
 import numpy as np
+import pydicom
 from django.conf import settings
 from django.utils.translation import gettext as _
 from PIL import Image
@@ -30,7 +31,6 @@ from pydicom.valuerep import AMBIGUOUS_VR, EXPLICIT_VR_LENGTH_32, VR
 from pydicom.values import converters
 
 from diagnostics.archive import RATIO_FLOOR  # below it, no bomb whatever the ratio (as for ZIP entries)
-from diagnostics.dicom_read import dataset_read
 
 MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
 # Read in the default encoding, as it names the others (a set: tags are found by hash, not compared in Python).
@@ -139,7 +139,7 @@ def header_read(data: bytes) -> Header:
         meta_end = _meta_end(data)
         if _DEFLATED in data[132:meta_end]:
             _inflated_size_check(data[meta_end:])
-        return _header_of(data, dataset_read(data))
+        return _header_of(data, pydicom.dcmread(io.BytesIO(data)))
     except DicomInvalid:
         raise
     except _UNREADABLE as exc:
