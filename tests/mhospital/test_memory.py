@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Fifty requests of a 2.4-2.6 MB body, as Django's ASGI handler and a STOW-RS view handle them; prints
+# Fifty requests of a 3.3-4.0 MB body, as Django's ASGI handler and a STOW-RS view handle them; prints
 # the page faults per request of the last thirty (once the process has what it needs).
 REQUESTS = """
 import os, resource, tempfile, threading
