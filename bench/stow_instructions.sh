@@ -23,7 +23,7 @@ BENCH_SERVER=orthanc "${grind[@]}" Orthanc "$scratch/orthanc.json" >"$scratch/or
 pids+=($!)
 orthanc=$!
 # One uvicorn process (no supervisor) serving one request at a time: its pid is the process that counts.
-BENCH_SERVER=mhospital "${grind[@]}" .venv/bin/uvicorn mhospital.asgi:application --host 127.0.0.1 \
+BENCH_SERVER=mhospital "${grind[@]}" .venv/bin/uvicorn "${APP:-mhospital.asgi:application}" --host 127.0.0.1 \
   --port "$PORT" --log-level warning --no-access-log 2> var/bench-instructions-server.log &
 pids+=($!)
 mhospital=$!

@@ -1,5 +1,6 @@
 """Streaming a large response (a study, a zip) under ASGI without holding it in memory."""
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable, Iterator
 
 from asgiref.sync import sync_to_async
@@ -17,11 +18,21 @@ def streamed(
         return pieces
 
     async def relay() -> AsyncIterator[bytes]:
+        step = sync_to_async(_next, thread_sensitive=thread_sensitive)
+        making: asyncio.Future[bytes | None] | None = None
         try:
-            while (piece := await sync_to_async(_next, thread_sensitive=thread_sensitive)(pieces)) is not None:
+            while True:
+                making = asyncio.ensure_future(step(pieces))
+                # Shielded: when the client goes away the piece being made in its thread is let finish, as a
+                # running generator cannot be closed.
+                piece = await asyncio.shield(making)
+                if piece is None:
+                    break
                 if piece:
                     yield piece
         finally:
+            if making is not None and not making.done():
+                await asyncio.wait([making])
             close = getattr(pieces, "close", None)
             if close is not None:
                 await sync_to_async(close, thread_sensitive=thread_sensitive)()

@@ -5,7 +5,7 @@ import os
 import sys
 import warnings
 
-from django.core.asgi import get_asgi_application
+import django
 
 from mhospital.memory import malloc_keep_freed
 
@@ -15,7 +15,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mhospital.settings")
 # WhiteNoise serves static files with a synchronous iterator; Django adapts it, correctly, and warns per file.
 warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume synchronous iterators")
 # Django must be set up before the routing below imports models.
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)
+
+from mhospital.asgi_http import OneTripASGIHandler  # noqa: E402
+
+django_asgi_app = OneTripASGIHandler()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402

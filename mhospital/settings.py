@@ -84,11 +84,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    # Under ASGI, Django runs the chain down to the last synchronous-only middleware (the project's own) in
-    # a thread, and the rest in the event loop. There, a MiddlewareMixin middleware moves each of its
-    # process_request and process_response calls into the thread and back, 0.12 ms of CPU a move. So these
-    # three come before the project's own, and only Axes, natively async, runs in the loop. That saves three
-    # moves per request, about 0.36 ms (bench/BENCHMARKS.md; tests/mhospital/test_settings.py holds to it).
+    # The whole chain runs synchronously, in the request's one trip to a thread (mhospital/asgi_http.py).
     "django_htmx.middleware.HtmxMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 
 from hospitals.models import AuditEntry
+from tests.mhospital.asgi_scope import http_scope
 
 CHUNK = 64 * 1024
 
@@ -28,20 +29,7 @@ async def _call(path: str, chunks: int, headers: list[tuple[bytes, bytes]]) -> t
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"testserver"), *headers],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
+    scope = http_scope("POST", path, headers)
     await asyncio.wait_for(application(scope, receive, send), timeout=30)
     asked = min(asked, chunks)  # a last call only listens for the client going away
     start = next(m for m in sent if m["type"] == "http.response.start")

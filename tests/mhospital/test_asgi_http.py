@@ -1,0 +1,83 @@
+"""The HTTP handler (mhospital/asgi_http.py): a streamed download stops when the client goes away, as under
+Django's own ASGI handler, and a failing view is a 500 page rather than a dropped connection."""
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from asgiref.testing import ApplicationCommunicator
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.urls import path
+
+from diagnostics.streaming import streamed
+from tests.mhospital.asgi_scope import http_scope
+
+PIECES = 500
+made: list[int] = []
+closed = threading.Event()
+
+
+def _pieces() -> Iterator[bytes]:
+    try:
+        for number in range(PIECES):
+            made.append(number)
+            time.sleep(0.01)  # a file read from storage
+            yield b"x" * 65536
+    finally:
+        closed.set()
+
+
+def _download(request: HttpRequest) -> StreamingHttpResponse:
+    return StreamingHttpResponse(streamed(request, _pieces(), thread_sensitive=False))
+
+
+def _broken(request: HttpRequest) -> HttpResponse:
+    raise RuntimeError("a bug")
+
+
+urlpatterns = [path("download", _download), path("broken", _broken)]
+
+
+def _get(app: object, url: str) -> ApplicationCommunicator:
+    return ApplicationCommunicator(app, http_scope("GET", url))
+
+
+@pytest.fixture
+def handler(settings: pytest.FixtureRequest) -> object:
+    settings.ROOT_URLCONF = __name__  # type: ignore[attr-defined]
+    from mhospital.asgi_http import OneTripASGIHandler
+
+    made.clear()
+    closed.clear()
+    return OneTripASGIHandler()
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_a_download_stops_when_the_client_goes_away(handler: object) -> None:
+    download = _get(handler, "/download")
+    await download.send_input({"type": "http.request", "body": b""})
+    start = await download.receive_output(10)
+    assert start["type"] == "http.response.start" and start["status"] == 200
+    first = await download.receive_output(10)
+    assert first["body"] == b"x" * 65536 and first["more_body"]
+
+    await download.send_input({"type": "http.disconnect"})
+    await download.wait(10)
+
+    assert closed.wait(10), "the download's files were left open"
+    assert len(made) < PIECES // 5, f"{len(made)} of {PIECES} pieces were read for a client that had gone"
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_a_failing_view_answers_500(handler: object, settings: pytest.FixtureRequest) -> None:
+    settings.DEBUG_PROPAGATE_EXCEPTIONS = False  # type: ignore[attr-defined]
+    broken = _get(handler, "/broken")
+    await broken.send_input({"type": "http.request", "body": b""})
+    start = await broken.receive_output(10)
+    body = await broken.receive_output(10)
+
+    assert start["status"] == 500
+    assert b"a bug" not in body["body"]  # the error page, not the traceback
