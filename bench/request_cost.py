@@ -1,6 +1,7 @@
 """The server's CPU per request, outside the STOW view and with it: one uvicorn process, one request at a time.
 
     bash bench/request_cost.sh            # starts the server, runs this, stops it
+    OTHER=/path/to/checkout bash bench/request_cost.sh   # and a second server from that checkout, alternating
 
 Three kinds of request to POST /dicom-web/studies with an API token, in turns, each kind REPEAT times a round:
 refused at once for its media type with a 100-byte body (the fixed cost: uvicorn, Django's ASGI handler,
@@ -42,38 +43,42 @@ def _file(dataset: Dataset) -> bytes:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--url", required=True)
+    parser.add_argument("--url", required=True, action="append", help="twice to compare two servers, alternating")
+    parser.add_argument("--pid", type=int, required=True, action="append", help="each server's uvicorn process")
+    parser.add_argument("--label", action="append", help="each server's name in the results")
     parser.add_argument("--token", required=True)
     parser.add_argument("--patient-id", required=True)
-    parser.add_argument("--pid", type=int, required=True, help="the uvicorn process")
     parser.add_argument("--repeat", type=int, default=60, help="requests of each kind per round")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    labels = args.label or [f"server {n}" for n in range(1, len(args.url) + 1)]
+    servers = list(zip(labels, args.url, args.pid, strict=True))
     session = requests.Session()
     session.headers["Authorization"] = f"Token {args.token}"
     stow_type = f'multipart/related; type="application/dicom"; boundary={BOUNDARY}'
     big = bodies(10, args.patient_id)[0]
-    costs: dict[str, list[float]] = {"refused, 100 bytes": [], "refused, 10 images": [], "stored, 10 images": []}
-    for _ in range(args.rounds):
-        stored = bodies(10 * args.repeat, args.patient_id)  # new UIDs each round
-        for kind, content_type, sent in (
-            ("refused, 100 bytes", "text/plain", [b"x" * 100] * args.repeat),
-            ("refused, 10 images", "text/plain", [big] * args.repeat),
-            ("stored, 10 images", stow_type, stored),
-        ):
-            before = proc_cpu.snapshot().of(roots=[args.pid])
-            for body in sent:
-                answer = session.post(
-                    f"{args.url}/dicom-web/studies", data=body, headers={"Content-Type": content_type}
-                )
-                assert answer.status_code == (200 if kind.startswith("stored") else 415), answer.text[:300]
-            costs[kind].append((proc_cpu.snapshot().of(roots=[args.pid]) - before) * 1000 / len(sent))
+    kinds = ("refused, 100 bytes", "refused, 10 images", "stored, 10 images")
+    costs: dict[tuple[str, str], list[float]] = {(label, kind): [] for label, _u, _p in servers for kind in kinds}
+    for round_ in range(args.rounds):
+        for label, url, pid in servers if round_ % 2 == 0 else servers[::-1]:  # neither always goes first
+            stored = bodies(10 * args.repeat, args.patient_id)  # new UIDs each time
+            for kind, content_type, sent in (
+                (kinds[0], "text/plain", [b"x" * 100] * args.repeat),
+                (kinds[1], "text/plain", [big] * args.repeat),
+                (kinds[2], stow_type, stored),
+            ):
+                before = proc_cpu.snapshot().of(roots=[pid])
+                for body in sent:
+                    answer = session.post(f"{url}/dicom-web/studies", data=body, headers={"Content-Type": content_type})
+                    assert answer.status_code == (200 if kind.startswith("stored") else 415), answer.text[:300]
+                costs[label, kind].append((proc_cpu.snapshot().of(roots=[pid]) - before) * 1000 / len(sent))
     print(
         f"a body of ten images: {len(big) / 2**20:.2f} MB; /proc counts CPU in 10 ms ticks: ±{10 / args.repeat:.2f} ms"
     )
-    for kind, figures in costs.items():
+    for (label, kind), figures in costs.items():
         each = ", ".join(f"{figure:.2f}" for figure in figures)
-        print(f"{kind}: median {statistics.median(figures):.2f} ms of server CPU per request ({each})")
+        name = f"{label}: " if len(servers) > 1 else ""
+        print(f"{name}{kind}: median {statistics.median(figures):.2f} ms of server CPU per request ({each})")
 
 
 if __name__ == "__main__":

@@ -79,6 +79,7 @@ def stow(url: str, headers: dict[str, str], datasets: list[Dataset], batch: int,
 # SQLite inside its own process); the worker that renders beside M-Hospital is counted apart.
 DATABASE = "postgres: "
 SERVERS = {"orthanc": ("Orthanc ",), "mhospital": ("uvicorn mhospital", DATABASE)}
+PROXY = "nginx: "  # with --proxy nginx, its CPU is M-Hospital's too
 WORKER = ("celery -A mhospital worker",)
 
 
@@ -131,6 +132,7 @@ def main() -> None:
     parser.add_argument("--cine", type=int, default=5, help="30-frame ultrasound loops to time one by one, idle")
     parser.add_argument("--previews", type=int, default=1, help="0: time the upload only, not the previews")
     parser.add_argument("--rounds", type=int, default=1, help="more: the accept again, alternating, with medians")
+    parser.add_argument("--proxy", choices=["nginx"], default=None, help="M-Hospital is behind nginx: count its CPU")
     args = parser.parse_args()
     if args.rounds > 1 and (args.previews or args.only):
         parser.error("--rounds above 1 times the accept of both servers alone: give --previews 0 and no --only")
@@ -207,8 +209,11 @@ def mhospital_accept(args: argparse.Namespace, datasets: list[Dataset]) -> dict[
     return {
         "accept_s": seconds,
         "rate": len(datasets) / seconds,
-        "server_cpu_ms_per_instance": per_instance(spent, cpu, SERVERS["mhospital"], len(datasets)),
+        "server_cpu_ms_per_instance": per_instance(
+            spent, cpu, SERVERS["mhospital"] + ((PROXY,) if args.proxy else ()), len(datasets)
+        ),
         "of_which_database_ms_per_instance": per_instance(spent, cpu, (DATABASE,), len(datasets)),
+        **({"of_which_proxy_ms_per_instance": per_instance(spent, cpu, (PROXY,), len(datasets))} if args.proxy else {}),
         "worker_cpu_during_accept_s": spent.of(patterns=WORKER) - cpu.of(patterns=WORKER),
     }
 
@@ -240,7 +245,9 @@ def rounds_compare(args: argparse.Namespace, ours: dict[str, float], peer: dict[
         print(
             f"round {n}: Orthanc {theirs['rate']:.0f} inst/s, {theirs['server_cpu_ms_per_instance']:.2f} ms CPU; "
             f"M-Hospital {mine['rate']:.0f} inst/s, {mine['server_cpu_ms_per_instance']:.2f} ms CPU "
-            f"(PostgreSQL {mine['of_which_database_ms_per_instance']:.2f}); rate ratio {rates[n - 1]:.2f}"
+            f"(PostgreSQL {mine['of_which_database_ms_per_instance']:.2f}"
+            + (f", nginx {mine['of_which_proxy_ms_per_instance']:.2f}" if args.proxy else "")
+            + f"); rate ratio {rates[n - 1]:.2f}"
         )
     print(
         f"over {len(pairs)} rounds, accept rate ratio M-Hospital / Orthanc: median {statistics.median(rates):.2f} "

@@ -9,7 +9,8 @@
 #                                                   # and prints each round's ratios and their median,
 #                                                   # WORKER=0 (with PREVIEWS=0 CINE=0) starts no Celery worker,
 #                                                   # SERVER_VENV=path runs the server and the worker from
-#                                                   # another virtualenv (another Python build), the client not
+#                                                   # another virtualenv (another Python build), the client not,
+#                                                   # PROXY=nginx puts nginx in front of WORKERS single servers
 set -euo pipefail
 if [ "${WORKER:-1}" != 1 ] && { [ "${PREVIEWS:-1}" != 0 ] || [ "${CINE:-5}" != 0 ]; }; then
   echo "WORKER=0 renders nothing: give PREVIEWS=0 CINE=0 as well" >&2
@@ -30,9 +31,26 @@ trap cleanup EXIT
 orthanc_config "$scratch/orthanc.json" 8042 4243 "$scratch/orthanc-db"
 Orthanc "$scratch/orthanc.json" >"$scratch/orthanc.log" 2>&1 &
 pids+=($!)
-"$SERVER_VENV/bin/uvicorn" mhospital.asgi:application --host 127.0.0.1 --port "$PORT" --workers "$WORKERS" \
-  --log-level warning --no-access-log 2> var/bench-server.log &
-pids+=($!)
+if [ "${PROXY:-}" = nginx ]; then
+  # As deployed behind a TLS proxy: nginx in front of WORKERS single-process servers, each request to the
+  # least busy one (a client's kept-alive connection is not tied to one server process). nginx's CPU is
+  # counted as M-Hospital's.
+  : > var/bench-server.log
+  upstreams=""
+  for n in $(seq "$WORKERS"); do
+    "$SERVER_VENV/bin/uvicorn" mhospital.asgi:application --host 127.0.0.1 --port $((PORT + n)) \
+      --log-level warning --no-access-log 2>> var/bench-server.log &
+    pids+=($!)
+    upstreams+="server 127.0.0.1:$((PORT + n)); "
+  done
+  nginx_conf "$scratch/nginx.conf" "$PORT" "$upstreams" "$scratch"
+  nginx -c "$scratch/nginx.conf" -e "$scratch/nginx-error.log" -g "daemon off;" &
+  pids+=($!)
+else
+  "$SERVER_VENV/bin/uvicorn" mhospital.asgi:application --host 127.0.0.1 --port "$PORT" --workers "$WORKERS" \
+    --log-level warning --no-access-log 2> var/bench-server.log &
+  pids+=($!)
+fi
 # The pipeline runs beside the web server, as on a one-machine install: at a lower priority (NICE) so
 # that accepting images comes first and rendering takes the spare CPU. WORKER=0 leaves it out (its
 # worker on another machine, as docker-compose allows): the accept alone, as Orthanc's is.
@@ -43,12 +61,13 @@ if [ "${WORKER:-1}" = 1 ]; then
 else
   : > var/bench-worker.log
 fi
-# The login page, not /healthz: that answers 503 (logged as a server error) until the worker is up.
+# The login page, not /healthz: that answers 503 (logged as a server error) until the worker is up; behind
+# nginx, 502 until the servers are.
 for url in "http://127.0.0.1:8042/system" "http://127.0.0.1:$PORT/accounts/login/"; do
-  for _ in $(seq 120); do curl -s -o /dev/null "$url" && break; sleep 0.5; done
+  for _ in $(seq 120); do curl -fs -o /dev/null "$url" && break; sleep 0.5; done
 done
 
 .venv/bin/python bench/stow_bench.py --instances "$INSTANCES" --batch "$BATCH" --concurrency "$CONCURRENCY" \
   --mhospital "http://127.0.0.1:$PORT" --orthanc http://127.0.0.1:8042 --token "$token" --patient-id "$patient" \
-  ${ONLY:+--only "$ONLY"} ${CINE:+--cine "$CINE"} ${PREVIEWS:+--previews "$PREVIEWS"} ${ROUNDS:+--rounds "$ROUNDS"}
+  ${PROXY:+--proxy "$PROXY"} ${ONLY:+--only "$ONLY"} ${CINE:+--cine "$CINE"} ${PREVIEWS:+--previews "$PREVIEWS"} ${ROUNDS:+--rounds "$ROUNDS"}
 echo "server errors logged: $(grep -c ' ERROR ' var/bench-server.log var/bench-worker.log || true)"

@@ -4,7 +4,8 @@
 # 127.0.0.1 only.
 #   apt-get install -y valgrind orthanc orthanc-dicomweb                              # once
 #   createdb -h 127.0.0.1 -U postgres mhospital_bench; bash bench/worklist_bench.sh   # seeds, once
-#   bash bench/stow_instructions.sh       # INSTANCES=100 BATCH=10; about two and a half minutes idle
+#   bash bench/stow_instructions.sh       # INSTANCES=100 BATCH=10; about two and a half minutes idle;
+#                                         # APP=module:attribute serves another ASGI application (on PYTHONPATH)
 set -euo pipefail
 source "$(dirname "$0")/stow_setup.sh"  # cd, settings, a clean slate, $token and $patient
 PORT="${PORT:-8076}" INSTANCES="${INSTANCES:-100}" BATCH="${BATCH:-10}"

@@ -39,3 +39,31 @@ orthanc_config() {
   "Plugins": ["/usr/share/orthanc/plugins/libOrthancDicomWeb.so"], "DicomWeb": { "Enable": true, "Root": "/dicom-web/" } }
 JSON
 }
+
+# nginx_conf FILE PORT "server ...; server ...;" DIRECTORY: nginx on 127.0.0.1:PORT passing each request to the
+# least busy of the upstream servers over kept-alive connections, request bodies held in memory.
+nginx_conf() {
+  cat > "$1" <<NGINX
+worker_processes 1;
+pid $4/nginx.pid;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  upstream mhospital { least_conn; $3 keepalive 16; }
+  server {
+    listen 127.0.0.1:$2;
+    client_max_body_size 2g;
+    client_body_buffer_size 16m;
+    client_body_temp_path $4/nginx-body;
+    proxy_temp_path $4/nginx-proxy;
+    location / {
+      proxy_pass http://mhospital;
+      proxy_http_version 1.1;
+      proxy_set_header Host \$host;
+      proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For \$remote_addr;
+    }
+  }
+}
+NGINX
+}

@@ -137,9 +137,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
     }
 else:
-    # A pool of connections per process. Under ASGI every request runs in a thread of its own, so
-    # Django's persistent connections (CONN_MAX_AGE) would open a new connection, and PostgreSQL fork a new
-    # backend, for each request.
+    # A pool of connections per process. Under ASGI Django's connections belong to a request (its context),
+    # not to the thread that runs it, so persistent connections (CONN_MAX_AGE) would open a new connection,
+    # and PostgreSQL fork a new backend, for each request.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1,
