@@ -46,11 +46,15 @@ class OneTripASGIHandler(ASGIHandler):
         try:
             async with ThreadSensitiveContext(executor=executor):
                 await self.handle(scope, receive, send)
-        finally:
-            if len(self._idle) < IDLE_THREADS_KEPT:
-                self._idle.append(executor)
-            else:
-                executor.shutdown(wait=False)
+        except BaseException:
+            # The request failed, or the server gave up on it (shutting down): its thread may still be busy,
+            # so it is let go rather than handed to the next request.
+            executor.shutdown(wait=False)
+            raise
+        if len(self._idle) < IDLE_THREADS_KEPT:
+            self._idle.append(executor)
+        else:
+            executor.shutdown(wait=False)
 
     async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         try:
@@ -91,8 +95,15 @@ class OneTripASGIHandler(ASGIHandler):
             sending.cancel()  # does nothing to a task that has ended
             listening.cancel()
             await asyncio.wait((sending, listening))
+            # Django closes only its own wrapper of an asynchronous iterator: the iterator itself (the
+            # files being read, a thread-sensitive relay) is closed here, while the request's thread is there.
+            aclose = getattr(getattr(response, "_iterator", None), "aclose", None)
+            if aclose is not None:
+                await aclose()
             await sync_to_async(response.close, thread_sensitive=True)()
-        if not listening.cancelled():
-            listening.exception()  # the client's going away (RequestAborted) ends the response; nothing to raise
-        if not sending.cancelled() and sending.exception() is not None:
-            raise sending.exception()  # type: ignore[misc]
+            failures = [task.exception() for task in (sending, listening) if not task.cancelled()]
+        for failure in failures:
+            # The client going away (RequestAborted) only ends the response; anything else is raised, as
+            # Django raises it: a failure of the response's own, or an unexpected message from the server.
+            if failure is not None and not isinstance(failure, RequestAborted):
+                raise failure

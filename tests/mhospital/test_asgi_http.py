@@ -1,6 +1,7 @@
 """The HTTP handler (mhospital/asgi_http.py): a streamed download stops when the client goes away, as under
 Django's own ASGI handler, and a failing view is a 500 page rather than a dropped connection."""
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -81,3 +82,28 @@ async def test_a_failing_view_answers_500(handler: object, settings: pytest.Fixt
 
     assert start["status"] == 500
     assert b"a bug" not in body["body"]  # the error page, not the traceback
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_a_request_the_server_gives_up_on_leaves_the_next_one_unharmed(handler: object) -> None:
+    """A server shutting down cancels the requests in flight: the download's files are closed, and the
+    handler goes on serving."""
+    download = _get(handler, "/download")
+    await download.send_input({"type": "http.request", "body": b""})
+    assert (await download.receive_output(10))["status"] == 200
+    await download.receive_output(10)
+    download.future.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await download.future
+    assert closed.wait(10), "the download's files were left open"
+
+    made.clear()
+    closed.clear()
+    again = _get(handler, "/download")
+    await again.send_input({"type": "http.request", "body": b""})
+    assert (await again.receive_output(10))["status"] == 200
+    assert (await again.receive_output(10))["body"] == b"x" * 65536
+    await again.send_input({"type": "http.disconnect"})
+    await again.wait(10)
+    assert closed.wait(10)
