@@ -3,8 +3,8 @@
 Every view, and every middleware of the project, is synchronous. Django's own ASGIHandler still moves a
 request between the event loop and a thread several times: for the request_started signal, for the
 middleware chain and view, and for the response's close. It also starts a new thread for each request and
-runs a second task that watches for the client going away. Together that cost about 3 ms of CPU per request,
-more than half of what a small API request costs in all (bench/BENCHMARKS.md).
+runs a second task that watches for the client going away. Together that cost about 2.7 ms of CPU per
+request, a third of what a small refused API request cost in all (bench/BENCHMARKS.md).
 
 Here the body is read in the event loop, as Django does. Then one trip to a thread covers the rest: the
 request_started signal, the whole middleware chain (loaded synchronous, as under WSGI), the view, and
