@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # STOW-RS accept rate and time to previews: M-Hospital against Orthanc (issue 4), 127.0.0.1 only.
-#   apt-get install -y orthanc orthanc-dicomweb     # once
+#   apt-get install -y orthanc orthanc-dicomweb     # once (and nginx for PROXY=nginx)
 #   createdb -h 127.0.0.1 -U postgres mhospital_bench; bash bench/worklist_bench.sh   # seeds, once
 #   bash bench/stow_bench.sh                        # INSTANCES=2000 CONCURRENCY=4 BATCH=10 by default;
 #                                                   # ONLY=mhospital or ONLY=orthanc runs one side, CINE=0 skips the cine timing,
