@@ -202,6 +202,7 @@ def orthanc_accept(args: argparse.Namespace, datasets: list[Dataset]) -> dict[st
 
 def mhospital_accept(args: argparse.Namespace, datasets: list[Dataset]) -> dict[str, float]:
     headers = {"Authorization": f"Token {args.token}"}
+    proxy = (PROXY,) if args.proxy else ()
     statistics_refresh()
     cpu = proc_cpu.snapshot()
     seconds = stow(f"{args.mhospital}/dicom-web", headers, datasets, args.batch, args.concurrency)
@@ -209,11 +210,9 @@ def mhospital_accept(args: argparse.Namespace, datasets: list[Dataset]) -> dict[
     return {
         "accept_s": seconds,
         "rate": len(datasets) / seconds,
-        "server_cpu_ms_per_instance": per_instance(
-            spent, cpu, SERVERS["mhospital"] + ((PROXY,) if args.proxy else ()), len(datasets)
-        ),
+        "server_cpu_ms_per_instance": per_instance(spent, cpu, SERVERS["mhospital"] + proxy, len(datasets)),
         "of_which_database_ms_per_instance": per_instance(spent, cpu, (DATABASE,), len(datasets)),
-        **({"of_which_proxy_ms_per_instance": per_instance(spent, cpu, (PROXY,), len(datasets))} if args.proxy else {}),
+        **({"of_which_proxy_ms_per_instance": per_instance(spent, cpu, proxy, len(datasets))} if proxy else {}),
         "worker_cpu_during_accept_s": spent.of(patterns=WORKER) - cpu.of(patterns=WORKER),
     }
 

@@ -1,10 +1,12 @@
 """The HTTP handler (mhospital/asgi_http.py): a streamed download stops when the client goes away, as under
-Django's own ASGI handler, and a failing view is a 500 page rather than a dropped connection."""
+Django's own ASGI handler, and is closed when the server gives up on it; a failing view is a 500 page rather
+than a dropped connection."""
 
 import asyncio
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from asgiref.testing import ApplicationCommunicator
@@ -12,6 +14,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.urls import path
 
 from diagnostics.streaming import streamed
+from mhospital.asgi_http import OneTripASGIHandler
 from tests.mhospital.asgi_scope import http_scope
 
 PIECES = 500
@@ -40,15 +43,13 @@ def _broken(request: HttpRequest) -> HttpResponse:
 urlpatterns = [path("download", _download), path("broken", _broken)]
 
 
-def _get(app: object, url: str) -> ApplicationCommunicator:
+def _get(app: OneTripASGIHandler, url: str) -> ApplicationCommunicator:
     return ApplicationCommunicator(app, http_scope("GET", url))
 
 
 @pytest.fixture
-def handler(settings: pytest.FixtureRequest) -> object:
-    settings.ROOT_URLCONF = __name__  # type: ignore[attr-defined]
-    from mhospital.asgi_http import OneTripASGIHandler
-
+def handler(settings: Any) -> OneTripASGIHandler:
+    settings.ROOT_URLCONF = __name__
     made.clear()
     closed.clear()
     return OneTripASGIHandler()
@@ -56,7 +57,7 @@ def handler(settings: pytest.FixtureRequest) -> object:
 
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
-async def test_a_download_stops_when_the_client_goes_away(handler: object) -> None:
+async def test_a_download_stops_when_the_client_goes_away(handler: OneTripASGIHandler) -> None:
     download = _get(handler, "/download")
     await download.send_input({"type": "http.request", "body": b""})
     start = await download.receive_output(10)
@@ -73,8 +74,8 @@ async def test_a_download_stops_when_the_client_goes_away(handler: object) -> No
 
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
-async def test_a_failing_view_answers_500(handler: object, settings: pytest.FixtureRequest) -> None:
-    settings.DEBUG_PROPAGATE_EXCEPTIONS = False  # type: ignore[attr-defined]
+async def test_a_failing_view_answers_500(handler: OneTripASGIHandler, settings: Any) -> None:
+    settings.DEBUG_PROPAGATE_EXCEPTIONS = False
     broken = _get(handler, "/broken")
     await broken.send_input({"type": "http.request", "body": b""})
     start = await broken.receive_output(10)
@@ -86,7 +87,7 @@ async def test_a_failing_view_answers_500(handler: object, settings: pytest.Fixt
 
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
-async def test_a_request_the_server_gives_up_on_leaves_the_next_one_unharmed(handler: object) -> None:
+async def test_a_request_the_server_gives_up_on_leaves_the_next_one_unharmed(handler: OneTripASGIHandler) -> None:
     """A server shutting down cancels the requests in flight: the download's files are closed, and the
     handler goes on serving."""
     download = _get(handler, "/download")
