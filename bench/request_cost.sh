@@ -18,7 +18,7 @@ for checkout in "$PWD" ${OTHER:+"$OTHER"}; do
   (cd "$checkout" && exec "$OLDPWD/.venv/bin/uvicorn" mhospital.asgi:application --host 127.0.0.1 --port "$port" \
     --log-level warning --no-access-log) 2>> var/bench-request-cost.log &
   servers+=($!)
-  compare+=(--url "http://127.0.0.1:$port" --pid "$!" --label "$(git -C "$checkout" log -1 --format=%h)")
+  compare+=(--url "http://127.0.0.1:$port" --pid "$!" --label "$(git -C "$checkout" describe --always --dirty)")
   for _ in $(seq 120); do curl -fs -o /dev/null "http://127.0.0.1:$port/accounts/login/" && break; sleep 0.5; done
 done
 .venv/bin/python bench/request_cost.py "${compare[@]}" --token "$token" --patient-id "$patient" \

@@ -347,7 +347,7 @@ def _previews_write(instance: Instance, header: dicom.Header) -> tuple[int, np.n
 def storage_keep_once(name: str, content: bytes) -> None:
     """Store bytes under a name made from their hash, once: if the name is taken, the same bytes are there."""
     if not default_storage.exists(name):
-        saved = default_storage.save(name, ContentFile(content))
+        saved = default_storage.save(name, _whole(content))
         if saved != name:
             # The same bytes arrived by another request meanwhile and took the name (storage gave this copy
             # another one): the name is the content, so keep theirs and drop the spare copy.
@@ -359,7 +359,15 @@ def storage_overwrite(name: str, content: bytes) -> None:
     API would otherwise save beside it under a new name)."""
     if default_storage.exists(name):
         default_storage.delete(name)
-    default_storage.save(name, ContentFile(content))
+    default_storage.save(name, _whole(content))
+
+
+def _whole(content: bytes) -> ContentFile:
+    """The bytes as a file that storage writes in one piece rather than in 64 KB chunks, each of them a
+    copy, a call and a write of its own (the bytes are in memory already)."""
+    file = ContentFile(content)
+    file.DEFAULT_CHUNK_SIZE = max(len(content), 1)
+    return file
 
 
 def _readers() -> list[Reader]:

@@ -123,6 +123,13 @@ def request_membership(request: HttpRequest) -> Staff | None:
     return cached[1]
 
 
+def request_membership_found(request: HttpRequest, user: Any, staff: Staff | None) -> None:
+    """Give the request the membership fetched with its user (an API token's query brings it), so that
+    `request_membership` need not fetch it again; a deactivated one counts as none, as it does there."""
+    active = staff if staff is not None and staff.deactivated_at is None else None
+    request._membership = (user.pk, active)  # type: ignore[attr-defined]
+
+
 def request_scope(request: HttpRequest) -> Scope:
     """The scope of the request's user, computed once per request and user."""
     return _scope(getattr(request, "user", None), request_membership(request))

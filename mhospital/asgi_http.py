@@ -15,10 +15,13 @@ away, and it is closed afterwards in the thread that made it.
 """
 
 import asyncio
+import io
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import IO, Any
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from django.conf import settings
 from django.core import signals
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
@@ -69,6 +72,41 @@ class OneTripASGIHandler(ASGIHandler):
                 await self.send_response(response, send)
         finally:
             body_file.close()
+
+    async def read_body(self, receive: Any) -> IO[bytes]:
+        """The body as a file: in memory while it fits FILE_UPLOAD_MAX_MEMORY_SIZE, as Django's is, but there
+        as one piece, its chunks joined once at the end. Django writes each chunk into a spool whose buffer
+        grows by copying, and every read of it goes through the spool's wrapper; a STOW-RS request reads its
+        parts back out of it twice. Past the limit the body goes to disk, as under Django's handler."""
+        chunks: list[bytes] = []
+        size = 0
+        spool: IO[bytes] | None = None
+        try:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise RequestAborted()
+                chunk = message.get("body", b"")
+                if spool is not None:
+                    spool.write(chunk)
+                elif chunk:
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size > settings.FILE_UPLOAD_MAX_MEMORY_SIZE:
+                        spool = tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE)  # noqa: SIM115
+                        spool.writelines(chunks)
+                        chunks.clear()
+                if not message.get("more_body", False):
+                    break
+        except BaseException:
+            if spool is not None:
+                spool.close()
+            raise
+        if spool is not None:
+            spool.seek(0)
+            return spool
+        # A BytesIO made from bytes shares them until written to: the join is the only copy.
+        return io.BytesIO(chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
     def _respond(self, scope: dict[str, Any], body_file: Any) -> HttpResponseBase:
         """The response, made in the request's thread; closed there too unless it still has to stream."""

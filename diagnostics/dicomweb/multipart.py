@@ -5,6 +5,7 @@ a request with too many parts or a broken ending is refused before anything is s
 read on its own. Responses are written as a stream of parts.
 """
 
+import io
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -45,9 +46,10 @@ def parts_read(body: BinaryIO, boundary: str, *, limit: int) -> list[Part]:
     MultipartInvalid when there is no first boundary, a part's headers do not end, or the closing
     boundary is missing (a body cut short)."""
     delimiter = b"\r\n--" + boundary.encode("latin-1")
+    reader = _Reader(body)
     # A body may open with the boundary itself, without the line break that precedes every later one.
-    reader = _Reader(body, prefix=b"\r\n")
-    position = reader.find(delimiter, reader.base)
+    opening = delimiter[2:]
+    position = -2 if reader.peek(0, len(opening)) == opening else reader.find(delimiter, 0)
     if position is None:
         raise MultipartInvalid(
             _("The body holds no part: its boundary “%(boundary)s” never occurs.") % {"boundary": boundary}
@@ -100,16 +102,17 @@ def _headers(block: bytes) -> dict[str, str]:
 
 class _Reader:
     """A window on a file, addressed by offsets in the file, that reads on as a search needs and forgets
-    what lies behind the search."""
+    what lies behind the search. A body held in memory (io.BytesIO) is searched where it lies, uncopied."""
 
-    def __init__(self, file: BinaryIO, prefix: bytes) -> None:
+    def __init__(self, file: BinaryIO) -> None:
         self.file = file
-        self.buffer = bytearray(prefix)
-        self.base = -len(prefix)  # the file offset of buffer[0]
-        self.done = False
+        self.whole = isinstance(file, io.BytesIO)
+        self.buffer: bytes | bytearray = file.getvalue() if isinstance(file, io.BytesIO) else bytearray()
+        self.base = 0  # the file offset of buffer[0]
+        self.done = self.whole
 
     def _more(self) -> bool:
-        chunk = self.file.read(CHUNK)
+        chunk = b"" if self.whole else self.file.read(CHUNK)
         if not chunk:
             self.done = True
             return False
@@ -117,7 +120,7 @@ class _Reader:
         return True
 
     def _forget_before(self, offset: int) -> None:
-        if offset > self.base:
+        if offset > self.base and isinstance(self.buffer, bytearray):
             del self.buffer[: offset - self.base]
             self.base = offset
 

@@ -88,8 +88,9 @@ class Instance(models.Model):
         C_STORE = "c-store", _("DICOM C-STORE")
 
     series = models.ForeignKey(Series, verbose_name=_("series"), on_delete=models.CASCADE, related_name="instances")
-    # Copied from the study, so one constraint keeps a SOP Instance UID unique within a hospital.
-    hospital = models.ForeignKey("hospitals.Hospital", on_delete=models.PROTECT, related_name="+")
+    # Copied from the study, so one constraint keeps a SOP Instance UID unique within a hospital. That
+    # constraint's index, hospital first, also serves lookups by hospital: no index of the field's own.
+    hospital = models.ForeignKey("hospitals.Hospital", on_delete=models.PROTECT, related_name="+", db_index=False)
     sop_instance_uid = models.CharField(_("SOP Instance UID"), max_length=64)
     sop_class_uid = models.CharField(_("SOP Class UID"), max_length=64)
     number = models.IntegerField(_("instance number"), null=True, blank=True)
@@ -101,7 +102,7 @@ class Instance(models.Model):
     # Millimetres per pixel (row, column), from Pixel Spacing, Imager Pixel Spacing or the ultrasound
     # region calibration; empty when the image carries no calibration (no measurement is offered then).
     pixel_spacing = models.CharField(_("pixel spacing (mm)"), max_length=64, blank=True)
-    sha256 = models.CharField(max_length=64, db_index=True)
+    sha256 = models.CharField(max_length=64)  # the file's name; never looked up, so not indexed
     file = models.FileField(max_length=200)
     size = models.PositiveBigIntegerField(_("size in bytes"))
     source = models.CharField(_("arrived by"), max_length=10, choices=Source.choices)

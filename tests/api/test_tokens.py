@@ -48,3 +48,28 @@ def test_the_sweep_deletes_expired_tokens_and_keeps_live_ones(network_a: Network
     assert api_tokens_sweep.delay().get(timeout=10) == 3
     assert list(AuthToken.objects.values_list("pk", flat=True)) == [live.pk]
     assert _get(key)[0] == 200
+
+
+def test_the_token_brings_the_membership_so_a_request_asks_no_more(network_a: Network) -> None:
+    user = StaffFactory(hospital=network_a.regional).user
+    PatientFactory(hospital=network_a.regional)
+    _, key = AuthToken.objects.create(user, expiry=timedelta(days=1))
+    _get(key)  # first-use work out of the count
+    with CaptureQueriesContext(connection) as queries:
+        response = Client(headers={"authorization": f"Token {key}"}).get("/api/v1/patients/")
+    assert response.status_code == 200 and response.json()["count"] == 1
+    assert [q["sql"] for q in queries if '"hospitals_staff"' in q["sql"]] == [
+        q["sql"] for q in queries if '"knox_authtoken"' in q["sql"]
+    ]
+
+
+def test_a_token_of_a_member_whose_membership_ended_sees_no_patients(network_a: Network) -> None:
+    staff = StaffFactory(hospital=network_a.regional)
+    PatientFactory(hospital=network_a.regional)
+    _, key = AuthToken.objects.create(staff.user, expiry=timedelta(days=1))
+    assert _get(key)[0] == 200
+    staff.deactivated_at = staff.created_at  # the membership row ended, the account itself still active
+    staff.save(update_fields=["deactivated_at"])
+    response = Client(headers={"authorization": f"Token {key}"}).get("/api/v1/patients/")
+    assert response.status_code == 200, response.content
+    assert response.json()["count"] == 0, response.json()

@@ -3,6 +3,7 @@ Django's own ASGI handler, and is closed when the server gives up on it; a faili
 than a dropped connection."""
 
 import asyncio
+import hashlib
 import threading
 import time
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import pytest
 from asgiref.testing import ApplicationCommunicator
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.urls import path
+from django.views.decorators.csrf import csrf_exempt
 
 from diagnostics.streaming import streamed
 from mhospital.asgi_http import OneTripASGIHandler
@@ -40,7 +42,15 @@ def _broken(request: HttpRequest) -> HttpResponse:
     raise RuntimeError("a bug")
 
 
-urlpatterns = [path("download", _download), path("broken", _broken)]
+@csrf_exempt
+def _echo(request: HttpRequest) -> HttpResponse:
+    """What the view read of the body: its length and digest, and whether it was spooled to disk."""
+    kept_in = type(request._stream).__name__  # type: ignore[attr-defined]
+    body = request.body
+    return HttpResponse(f"{len(body)} {hashlib.sha256(body).hexdigest()} {kept_in}")
+
+
+urlpatterns = [path("download", _download), path("broken", _broken), path("echo", _echo)]
 
 
 def _get(app: OneTripASGIHandler, url: str) -> ApplicationCommunicator:
@@ -108,3 +118,41 @@ async def test_a_request_the_server_gives_up_on_leaves_the_next_one_unharmed(han
     await again.send_input({"type": "http.disconnect"})
     await again.wait(10)
     assert closed.wait(10)
+
+
+async def _post_in_chunks(handler: OneTripASGIHandler, body: bytes, chunk: int) -> str:
+    echo = ApplicationCommunicator(handler, http_scope("POST", "/echo"))
+    for start in range(0, len(body), chunk):
+        piece = body[start : start + chunk]
+        await echo.send_input({"type": "http.request", "body": piece, "more_body": start + chunk < len(body)})
+    start_message = await echo.receive_output(10)
+    assert start_message["status"] == 200
+    answer = (await echo.receive_output(10))["body"].decode()
+    await echo.wait(10)
+    return answer
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("limit", "kept_in"), [(2**20, "BytesIO"), (100_000, "SpooledTemporaryFile")])
+async def test_a_body_sent_in_pieces_reaches_the_view_whole(
+    handler: OneTripASGIHandler, settings: Any, limit: int, kept_in: str
+) -> None:
+    """In memory while it fits FILE_UPLOAD_MAX_MEMORY_SIZE, past it spooled as Django spools it."""
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = limit
+    body = bytes(range(256)) * 1200  # 300 KB
+    answer = await _post_in_chunks(handler, body, 65536)
+    assert answer == f"{len(body)} {hashlib.sha256(body).hexdigest()} {kept_in}"
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_a_client_gone_before_its_body_ended_gets_nothing_and_the_handler_goes_on(
+    handler: OneTripASGIHandler,
+) -> None:
+    gone = ApplicationCommunicator(handler, http_scope("POST", "/echo"))
+    await gone.send_input({"type": "http.request", "body": b"x" * 1000, "more_body": True})
+    await gone.send_input({"type": "http.disconnect"})
+    await gone.wait(10)
+    assert await gone.receive_nothing()
+    assert await _post_in_chunks(handler, b"after", 65536) == f"5 {hashlib.sha256(b'after').hexdigest()} BytesIO"
