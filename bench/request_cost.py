@@ -7,8 +7,8 @@ Three kinds of request to POST /dicom-web/studies with an API token, in turns, e
 refused at once for its media type with a 100-byte body (the fixed cost: uvicorn, Django's ASGI handler,
 the middleware, DRF, the token and the user's membership), refused the same way with the 3 MB body of ten
 images (the same plus receiving the body), and stored (a STOW-RS request of ten new images). The CPU is the
-server process's own, from /proc (PostgreSQL not counted). 127.0.0.1 only; a fixed number of requests;
-stops by itself.
+server process's own, from /proc, and PostgreSQL's beside it (one request at a time, so all of that is the
+request's). 127.0.0.1 only; a fixed number of requests; stops by itself.
 """
 
 import argparse
@@ -19,7 +19,7 @@ import proc_cpu  # bench/, beside this script
 import requests
 from pydicom.dataset import Dataset
 from pydicom.filewriter import dcmwrite
-from stow_bench import corpus
+from stow_bench import DATABASE, corpus
 
 from diagnostics.dicomweb.multipart import multipart_write
 
@@ -59,6 +59,7 @@ def main() -> None:
     big = bodies(10, args.patient_id)[0]
     kinds = ("refused, 100 bytes", "refused, 10 images", "stored, 10 images")
     costs: dict[tuple[str, str], list[float]] = {(label, kind): [] for label, _u, _p in servers for kind in kinds}
+    database: dict[tuple[str, str], list[float]] = {key: [] for key in costs}  # one request at a time: theirs
     for round_ in range(args.rounds):
         for label, url, pid in servers if round_ % 2 == 0 else servers[::-1]:  # neither always goes first
             stored = bodies(10 * args.repeat, args.patient_id)  # new UIDs each time
@@ -67,18 +68,25 @@ def main() -> None:
                 (kinds[1], "text/plain", [big] * args.repeat),
                 (kinds[2], stow_type, stored),
             ):
-                before = proc_cpu.snapshot().of(roots=[pid])
+                before = proc_cpu.snapshot()
                 for body in sent:
                     answer = session.post(f"{url}/dicom-web/studies", data=body, headers={"Content-Type": content_type})
                     assert answer.status_code == (200 if kind.startswith("stored") else 415), answer.text[:300]
-                costs[label, kind].append((proc_cpu.snapshot().of(roots=[pid]) - before) * 1000 / len(sent))
+                after = proc_cpu.snapshot()
+                costs[label, kind].append((after.of(roots=[pid]) - before.of(roots=[pid])) * 1000 / len(sent))
+                database[label, kind].append(
+                    (after.of(patterns=[DATABASE]) - before.of(patterns=[DATABASE])) * 1000 / len(sent)
+                )
     print(
         f"a body of ten images: {len(big) / 2**20:.2f} MB; /proc counts CPU in 10 ms ticks: ±{10 / args.repeat:.2f} ms"
     )
     for (label, kind), figures in costs.items():
         each = ", ".join(f"{figure:.2f}" for figure in figures)
         name = f"{label}: " if len(servers) > 1 else ""
-        print(f"{name}{kind}: median {statistics.median(figures):.2f} ms of server CPU per request ({each})")
+        print(
+            f"{name}{kind}: median {statistics.median(figures):.2f} ms of server CPU per request ({each}); "
+            f"PostgreSQL {statistics.median(database[label, kind]):.2f} ms"
+        )
 
 
 if __name__ == "__main__":
