@@ -85,7 +85,8 @@ def main() -> None:
         name = f"{label}: " if len(servers) > 1 else ""
         print(
             f"{name}{kind}: median {statistics.median(figures):.2f} ms of server CPU per request ({each}); "
-            f"PostgreSQL {statistics.median(database[label, kind]):.2f} ms"
+            f"PostgreSQL {statistics.median(database[label, kind]):.2f} ms "
+            f"({', '.join(f'{figure:.2f}' for figure in database[label, kind])})"
         )
 
 
