@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("diagnostics", "0009_lab_message_reading"),
-        ("hospitals", "0007_fewer_indexes"),
+        ("hospitals", "0006_audit_chains"),
     ]
 
     operations = [
