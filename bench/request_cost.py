@@ -7,8 +7,9 @@ Three kinds of request to POST /dicom-web/studies with an API token, in turns, e
 refused at once for its media type with a 100-byte body (the fixed cost: uvicorn, Django's ASGI handler,
 the middleware, DRF, the token and the user's membership), refused the same way with the 3 MB body of ten
 images (the same plus receiving the body), and stored (a STOW-RS request of ten new images). The CPU is the
-server process's own, from /proc, and PostgreSQL's beside it (one request at a time, so all of that is the
-request's). 127.0.0.1 only; a fixed number of requests; stops by itself.
+server process's own, from /proc, and PostgreSQL's beside it: one request at a time, so its backends' CPU is
+the request's, but the background writer and checkpointer count too and move it by a millisecond or two from
+run to run. 127.0.0.1 only; a fixed number of requests; stops by itself.
 """
 
 import argparse

@@ -16,6 +16,7 @@ away, and it is closed afterwards in the thread that made it.
 
 import asyncio
 import io
+import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
@@ -32,6 +33,8 @@ from django.urls import set_script_prefix
 
 # Threads kept idle for the next requests; past this many, one is let go when its request ends.
 IDLE_THREADS_KEPT = 32
+# What a piece of body kept in a list costs beyond its bytes: a bytes object's header and the list's slot.
+_PIECE_OVERHEAD = sys.getsizeof(b"") + 8
 
 
 class OneTripASGIHandler(ASGIHandler):
@@ -91,7 +94,9 @@ class OneTripASGIHandler(ASGIHandler):
                     spool.write(chunk)
                 elif chunk:
                     chunks.append(chunk)
-                    size += len(chunk)
+                    # Each piece kept costs its object too: a body sent a few bytes at a time goes to disk
+                    # before its pieces, not its bytes, fill the limit.
+                    size += len(chunk) + _PIECE_OVERHEAD
                     if size > settings.FILE_UPLOAD_MAX_MEMORY_SIZE:
                         spool = tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE)  # noqa: SIM115
                         spool.writelines(chunks)

@@ -147,9 +147,11 @@ else:
         "timeout": 20,
     }
     # Parameters bound by the server, and a statement run twice on a connection prepared there: PostgreSQL
-    # then parses and plans it once per pooled connection rather than at every request. A STOW-RS request
+    # then parses it once per pooled connection rather than at every request, and plans it once where one
+    # plan serves any parameters. A STOW-RS request
     # spent 4.8 ms of PostgreSQL's CPU with the statements sent as text, 3.0 ms prepared (bench/BENCHMARKS.md).
     # A pooler in transaction mode (PgBouncer before 1.21) cannot keep prepared statements: set it to 0 then.
+    # A migration that changes a prepared statement's columns needs the processes restarted (README, deployment).
     if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
         DATABASES["default"]["OPTIONS"]["server_side_binding"] = True
         DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 2

@@ -1,8 +1,9 @@
 """multipart/related bodies (RFC 2046, RFC 2387), read for STOW-RS and written for WADO-RS.
 
-A request body is scanned once for where its parts begin and end, holding at most one chunk in memory, so
-a request with too many parts or a broken ending is refused before anything is stored; each part is then
-read on its own. Responses are written as a stream of parts.
+A request body is scanned once for where its parts begin and end, so a request with too many parts or a
+broken ending is refused before anything is stored; each part is then read on its own. A body held in
+memory is searched where it lies; one spooled to disk is read a chunk at a time, at most one chunk held.
+Responses are written as a stream of parts.
 """
 
 import io

@@ -147,6 +147,17 @@ async def test_a_body_sent_in_pieces_reaches_the_view_whole(
 
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
+async def test_a_body_sent_a_few_bytes_at_a_time_goes_to_disk_before_its_pieces_fill_memory(
+    handler: OneTripASGIHandler, settings: Any
+) -> None:
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 100_000
+    body = b"0123456789" * 3000  # 30 KB in 3,000 pieces: each piece kept in memory costs its object too
+    answer = await _post_in_chunks(handler, body, 10)
+    assert answer == f"{len(body)} {hashlib.sha256(body).hexdigest()} SpooledTemporaryFile"
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
 async def test_a_client_gone_before_its_body_ended_gets_nothing_and_the_handler_goes_on(
     handler: OneTripASGIHandler,
 ) -> None:
