@@ -82,13 +82,16 @@ def main() -> None:
         f"a body of ten images: {len(big) / 2**20:.2f} MB; /proc counts CPU in 10 ms ticks: ±{10 / args.repeat:.2f} ms"
     )
     for (label, kind), figures in costs.items():
-        each = ", ".join(f"{figure:.2f}" for figure in figures)
         name = f"{label}: " if len(servers) > 1 else ""
         print(
-            f"{name}{kind}: median {statistics.median(figures):.2f} ms of server CPU per request ({each}); "
-            f"PostgreSQL {statistics.median(database[label, kind]):.2f} ms "
-            f"({', '.join(f'{figure:.2f}' for figure in database[label, kind])})"
+            f"{name}{kind}: median {_figures(figures)} of server CPU per request; "
+            f"PostgreSQL {_figures(database[label, kind])}"
         )
+
+
+def _figures(figures: list[float]) -> str:
+    """The median in milliseconds, then each round's figure."""
+    return f"{statistics.median(figures):.2f} ms ({', '.join(f'{figure:.2f}' for figure in figures)})"
 
 
 if __name__ == "__main__":

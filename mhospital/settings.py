@@ -148,8 +148,8 @@ else:
     }
     # Parameters bound by the server, and a statement run twice on a connection prepared there: PostgreSQL
     # then parses it once per pooled connection rather than at every request, and plans it once where one
-    # plan serves any parameters. A STOW-RS request
-    # spent 4.8 ms of PostgreSQL's CPU with the statements sent as text, 3.0 ms prepared (bench/BENCHMARKS.md).
+    # plan serves any parameters. A STOW-RS request spent 4.8 ms of PostgreSQL's CPU with the statements sent
+    # as text, 3.0 ms prepared (bench/BENCHMARKS.md).
     # A pooler in transaction mode (PgBouncer before 1.21) cannot keep prepared statements: set it to 0 then.
     # A migration that changes a prepared statement's columns needs the processes restarted (README, deployment).
     if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):

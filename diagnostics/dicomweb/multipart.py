@@ -107,13 +107,13 @@ class _Reader:
 
     def __init__(self, file: BinaryIO) -> None:
         self.file = file
-        self.whole = isinstance(file, io.BytesIO)
+        # bytes: all of the body, in memory already; a bytearray: the window on a file, read as needed.
         self.buffer: bytes | bytearray = file.getvalue() if isinstance(file, io.BytesIO) else bytearray()
         self.base = 0  # the file offset of buffer[0]
-        self.done = self.whole
+        self.done = isinstance(self.buffer, bytes)
 
     def _more(self) -> bool:
-        chunk = b"" if self.whole else self.file.read(CHUNK)
+        chunk = b"" if self.done else self.file.read(CHUNK)
         if not chunk:
             self.done = True
             return False
